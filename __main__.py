@@ -1,0 +1,3 @@
+from citekb.api.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,64 @@
+"""All settings in one place, from arguments, CITEKB_* environment variables and defaults.
+Built once, in cli.main or create_app, and passed down; library code never reads os.environ."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from citekb.generation.config import ExtractiveConfig, GenerationConfig
+from citekb.ingest.config import ChunkingConfig, IngestConfig
+from citekb.retrieval.config import RerankConfig, RetrievalConfig
+from citekb.retrieval.embed import MINILM_ID
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CITEKB_", extra="forbid")
+
+    index: Path = Path(".citekb")
+    embedding_model: str = MINILM_ID
+
+    chunk_tokens: int = 300
+    chunk_overlap: int = 40
+    max_file_mb: float = 200
+    max_chars_per_file: int = 5_000_000
+
+    bm25_weight: float = 1.0
+    dense_weight: float = 1.0
+    candidates: int = 100
+    rerank: Literal["none", "cross-encoder"] = "none"
+    rerank_model: Path | None = None
+    rerank_top_n: int = 30
+
+    answer_backend: str = "extractive"
+    ask_k: int = Field(5, ge=1, le=100)  # hits handed to the generator (and returned) by ask
+
+    max_upload_mb: float = Field(50, gt=0)
+
+    @field_validator("rerank_model")
+    @classmethod
+    def _model_dir_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"reranker model directory {value} does not exist")
+        return value
+
+    def ingest_config(self) -> IngestConfig:
+        return IngestConfig(
+            chunking=ChunkingConfig(target_tokens=self.chunk_tokens, overlap_tokens=self.chunk_overlap,
+                                    max_block_tokens=self.chunk_tokens),
+            max_file_bytes=int(self.max_file_mb * 2**20),
+            max_chars_per_file=self.max_chars_per_file,
+        )
+
+    def retrieval_config(self) -> RetrievalConfig:
+        return RetrievalConfig(
+            weights={"bm25": self.bm25_weight, "dense": self.dense_weight},
+            candidates=self.candidates,
+            rerank=RerankConfig(backend=self.rerank, model_dir=self.rerank_model, top_n=self.rerank_top_n),
+        )
+
+    def generation_config(self) -> GenerationConfig:
+        return GenerationConfig(backend=self.answer_backend, extractive=ExtractiveConfig())

@@ -1,0 +1,29 @@
+"""Configuration of answer generation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from citekb.ingest.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractiveConfig:
+    top_chunks: int = 3  # sentences are picked from this many of the best hits
+    max_sentences: int = 2
+    # A second sentence joins the answer only if it scores this close to the best one.
+    keep_ratio: float = 0.85
+    # Below this share of the question's term weight, nothing answers it: say so instead.
+    min_support: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.top_chunks < 1 or self.max_sentences < 1:
+            raise ConfigError("extractive top_chunks and max_sentences must be at least 1")
+        if not (0 < self.keep_ratio <= 1 and 0 <= self.min_support < 1):
+            raise ConfigError("extractive keep_ratio must be in (0, 1] and min_support in [0, 1)")
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationConfig:
+    backend: str = "extractive"
+    extractive: ExtractiveConfig = ExtractiveConfig()

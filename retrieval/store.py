@@ -1,0 +1,241 @@
+"""The index directory: snapshots written aside and published by an atomic rename.
+
+    INDEX/
+      CURRENT            name of the live snapshot (replaced atomically with os.replace)
+      .lock              held by the one writer (ingest, delete)
+      snapshots/<name>/  manifest.json, docs.json, chunks.jsonl, dense.faiss, bm25_tf.npz, bm25.json
+
+A reader loads the snapshot CURRENT names and keeps it in memory; a writer builds a complete
+new snapshot beside it and only then points CURRENT at it, so a crash at any moment leaves the
+last committed snapshot whole."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from citekb.ingest.document import BBox, Chunk, Locator, Span
+from citekb.ingest.errors import CitekbError, DocumentNotFoundError, IndexMismatchError, IndexNotFoundError
+
+from .dense import FaissIndex
+from .keyword import Bm25Index
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+ANALYZER = "citekb-analyze-1"  # bump when retrieval/analyze.py changes the terms it emits
+
+
+@dataclass(slots=True)
+class DocumentRecord:
+    """What the index knows of one ingested file."""
+
+    doc_id: str
+    source: str  # file name
+    path: str  # where it was ingested from (absolute), so a changed file replaces its old version
+    title: str
+    pages: int | None
+    chunks: int
+    ingested_at: float
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Snapshot:
+    """An index held in memory: chunks, their documents, and both search structures, row-aligned."""
+
+    model_id: str
+    dim: int
+    chunks: list[Chunk] = field(default_factory=list)
+    documents: dict[str, DocumentRecord] = field(default_factory=dict)
+    dense: FaissIndex = field(init=False)
+    keyword: Bm25Index = field(default_factory=Bm25Index)
+    created: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        self.dense = FaissIndex(self.dim)
+
+    def add(self, record: DocumentRecord, chunks: Sequence[Chunk], vectors: NDArray[np.float32], terms: Sequence[list[str]]) -> None:
+        if record.doc_id in self.documents:
+            self.remove(record.doc_id)
+        if not (len(chunks) == len(vectors) == len(terms)):
+            raise ValueError("chunks, vectors and terms must be row-aligned")
+        self.chunks.extend(chunks)
+        self.dense.add(vectors)
+        self.keyword.add(terms)
+        self.documents[record.doc_id] = record
+
+    def remove(self, doc_id: str) -> DocumentRecord:
+        record = self.documents.pop(doc_id, None)
+        if record is None:
+            raise DocumentNotFoundError(f"no document with doc_id {doc_id!r} in the index")
+        keep = np.array([i for i, c in enumerate(self.chunks) if c.locator.doc_id != doc_id], dtype=np.int64)
+        self.chunks = [self.chunks[i] for i in keep]
+        self.dense.keep(keep)
+        self.keyword.keep(keep)
+        return record
+
+    def find_path(self, path: str) -> DocumentRecord | None:
+        return next((r for r in self.documents.values() if r.path == path), None)
+
+    def manifest(self) -> dict[str, Any]:
+        import faiss
+
+        from citekb import __version__
+
+        return {
+            "format_version": FORMAT_VERSION,
+            "embedding": {"model_id": self.model_id, "dim": self.dim},
+            "analyzer": ANALYZER,
+            "counts": {"documents": len(self.documents), "chunks": len(self.chunks)},
+            "versions": {"citekb": __version__, "faiss": faiss.__version__},
+            "created": self.created,
+        }
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True)
+        self.dense.save(directory)
+        self.keyword.save(directory)
+        with (directory / "chunks.jsonl").open("w", encoding="utf-8") as f:
+            for chunk in self.chunks:
+                f.write(json.dumps(_chunk_to_json(chunk), ensure_ascii=False) + "\n")
+        docs = {doc_id: asdict(r) for doc_id, r in self.documents.items()}
+        (directory / "docs.json").write_text(json.dumps(docs, ensure_ascii=False, indent=1), "utf-8")
+        # The manifest goes last: a snapshot without one is unfinished and never published.
+        (directory / "manifest.json").write_text(json.dumps(self.manifest(), indent=1), "utf-8")
+
+    @classmethod
+    def load(cls, directory: Path, expect_model_id: str | None = None) -> Snapshot:
+        manifest = read_manifest(directory)
+        model_id = manifest["embedding"]["model_id"]
+        if expect_model_id is not None and model_id != expect_model_id:
+            raise IndexMismatchError(
+                f"index {directory.parent.parent} was built with embedding model {model_id!r}, "
+                f"not {expect_model_id!r}; re-ingest into a new index or use the same model"
+            )
+        snap = cls(model_id=model_id, dim=int(manifest["embedding"]["dim"]), created=manifest.get("created", 0.0))
+        snap.dense = FaissIndex.load(directory)
+        snap.keyword = Bm25Index.load(directory)
+        with (directory / "chunks.jsonl").open(encoding="utf-8") as f:
+            snap.chunks = [_chunk_from_json(json.loads(line)) for line in f]
+        docs = json.loads((directory / "docs.json").read_text("utf-8"))
+        snap.documents = {doc_id: DocumentRecord(**r) for doc_id, r in docs.items()}
+        counts = manifest["counts"]
+        if not (len(snap.chunks) == len(snap.dense) == len(snap.keyword) == counts["chunks"]):
+            raise IndexMismatchError(f"index snapshot {directory} is inconsistent: chunk counts of its stores differ")
+        return snap
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    try:
+        manifest: dict[str, Any] = json.loads((directory / "manifest.json").read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IndexMismatchError(f"index snapshot {directory} has no readable manifest: {exc}") from exc
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexMismatchError(
+            f"index {directory.parent.parent} has format version {manifest.get('format_version')}, "
+            f"this citekb reads {FORMAT_VERSION}; re-ingest the documents into a new index"
+        )
+    if manifest.get("analyzer") != ANALYZER:
+        raise IndexMismatchError(f"index {directory.parent.parent} was built with another text analyzer; re-ingest")
+    return manifest
+
+
+class IndexStore:
+    """Finds, locks and publishes the snapshots of one index directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def exists(self) -> bool:
+        return (self.root / "CURRENT").is_file()
+
+    def current(self) -> Path:
+        try:
+            name = (self.root / "CURRENT").read_text("utf-8").strip()
+        except FileNotFoundError:
+            raise IndexNotFoundError(f"no citekb index at {self.root}: run `citekb ingest PATH --index {self.root}` first") from None
+        return self.root / "snapshots" / name
+
+    def load(self, expect_model_id: str | None = None) -> Snapshot:
+        return Snapshot.load(self.current(), expect_model_id)
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[None]:
+        """Hold the index's write lock: one ingest or delete at a time, readers unaffected."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / ".lock").open("a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise CitekbError(f"index {self.root} is being written by another process; try again when it finishes") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def publish(self, snapshot: Snapshot) -> Path:
+        """Write snapshot aside, then make it current with one atomic rename. Call under writer()."""
+        snapshots = self.root / "snapshots"
+        snapshots.mkdir(parents=True, exist_ok=True)
+        name = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        staging = snapshots / f".tmp-{name}"
+        snapshot.save(staging)
+        _fsync_tree(staging)
+        staging.rename(snapshots / name)
+        pointer = self.root / "CURRENT.tmp"
+        pointer.write_text(name + "\n", "utf-8")
+        _fsync(pointer)
+        os.replace(pointer, self.root / "CURRENT")
+        self._collect(keep=name)
+        log.info("published snapshot=%s chunks=%d documents=%d", name, len(snapshot.chunks), len(snapshot.documents))
+        return snapshots / name
+
+    def _collect(self, keep: str) -> None:
+        """Remove unpublished and superseded snapshots; readers hold theirs in memory."""
+        for path in (self.root / "snapshots").iterdir():
+            if path.name != keep:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(directory: Path) -> None:
+    for path in directory.iterdir():
+        _fsync(path)
+    _fsync(directory)
+
+
+def _chunk_to_json(chunk: Chunk) -> dict[str, Any]:
+    loc = asdict(chunk.locator)
+    loc["bboxes"] = [[b.page, b.x0, b.top, b.x1, b.bottom] for b in chunk.locator.bboxes]
+    return {"chunk_id": chunk.chunk_id, "text": chunk.text, "locator": loc,
+            "spans": [[s.start, s.end, s.page, s.line_start, s.line_end] for s in chunk.spans]}
+
+
+def _chunk_from_json(data: dict[str, Any]) -> Chunk:
+    loc = dict(data["locator"])
+    loc["section"] = tuple(loc["section"])
+    loc["bboxes"] = tuple(BBox(*b) for b in loc["bboxes"])
+    return Chunk(chunk_id=data["chunk_id"], text=data["text"], locator=Locator(**loc),
+                 spans=tuple(Span(*s) for s in data["spans"]))
