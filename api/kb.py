@@ -9,7 +9,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from citekb.generation.answer import Answer
@@ -27,7 +26,7 @@ from citekb.ingest.pipeline import (
     discover,
     extract,
 )
-from citekb.retrieval.analyze import analyze, index_text
+from citekb.retrieval.indexing import prepare
 from citekb.retrieval.embed import Embedder
 from citekb.retrieval.factory import make_embedder, make_reranker
 from citekb.retrieval.hit import Hit
@@ -95,7 +94,7 @@ class KnowledgeBase:
         return self.searcher.search(self.snapshot(), query, k)
 
     def ask(self, query: str, k: int | None = None, backend: str | None = None) -> Answer:
-        generator = make_generator(self.settings.generation_config(), backend)
+        generator = make_generator(self.settings.generation_config(), backend, self.embedder)
         hits = self.search(query, k or self.settings.ask_k)
         return generator.answer(query, hits)
 
@@ -154,15 +153,13 @@ class KnowledgeBase:
             return IngestedFile(str(path), doc_id, known.source, known.pages, known.chunks, unchanged=True), False
         document = extract(path, doc_id, cfg, self._extractors)
         chunks = chunk(document, cfg.chunking)
-        texts = [index_text(c.locator.section_path, c.text) for c in chunks]
-        vectors = embedder.embed(texts)
-        terms = [analyze(t) for t in texts]
+        rows = prepare(chunks, embedder)
         previous = snapshot.find_path(str(path))
         if previous is not None:  # the file changed since it was ingested: its old chunks go
             snapshot.remove(previous.doc_id)
         record = DocumentRecord(doc_id=doc_id, source=path.name, path=str(path), title=document.title,
                                 pages=document.pages, chunks=len(chunks), ingested_at=time.time(),
                                 warnings=list(document.warnings))
-        snapshot.add(record, chunks, np.asarray(vectors, np.float32), terms)
+        snapshot.add(record, chunks, rows)
         log.info("ingested doc_id=%s path=%s chunks=%d", doc_id, path, len(chunks))
         return IngestedFile(str(path), doc_id, path.name, document.pages, len(chunks), warnings=document.warnings), True

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
 
     bm25_weight: float = 1.0
     dense_weight: float = 1.0
+    fusion: Literal["score", "rrf"] = "score"
     candidates: int = 100
     rerank: Literal["none", "cross-encoder"] = "none"
     rerank_model: Path | None = None
@@ -56,6 +57,7 @@ class Settings(BaseSettings):
     def retrieval_config(self) -> RetrievalConfig:
         return RetrievalConfig(
             weights={"bm25": self.bm25_weight, "dense": self.dense_weight},
+            fusion=self.fusion,
             candidates=self.candidates,
             rerank=RerankConfig(backend=self.rerank, model_dir=self.rerank_model, top_n=self.rerank_top_n),
         )

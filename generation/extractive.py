@@ -1,6 +1,7 @@
-"""The extractive backend: answers with the sentences of the best hits that share the most
-question terms (weighted by how rare each term is among the candidate sentences), each cited
-by the page and lines of the sentence itself."""
+"""The extractive backend: answers with the sentences of the best hits that best match the
+question, each cited by the page and lines of the sentence itself. A sentence's score is the
+share of the question's term weight it contains (terms weighted by how rare they are among
+the candidate sentences) plus, with an embedder, its cosine similarity to the question."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from dataclasses import dataclass
 
 from citekb.ingest.document import Chunk
 from citekb.ingest.sentences import split_sentences
-from citekb.retrieval.analyze import analyze
+from citekb.retrieval.analyze import analyze, query_language
+from citekb.retrieval.embed import Embedder
 from citekb.retrieval.hit import Hit
 
 from .answer import Answer, Citation
@@ -35,12 +37,13 @@ class _Sentence:
 class ExtractiveGenerator:
     name = "extractive"
 
-    def __init__(self, cfg: ExtractiveConfig = ExtractiveConfig()) -> None:
+    def __init__(self, cfg: ExtractiveConfig = ExtractiveConfig(), embedder: Embedder | None = None) -> None:
         self.cfg = cfg
+        self.embedder = embedder
 
     @classmethod
-    def from_config(cls, cfg: ExtractiveConfig) -> ExtractiveGenerator:
-        return cls(cfg)
+    def from_config(cls, cfg: ExtractiveConfig, embedder: Embedder | None = None) -> ExtractiveGenerator:
+        return cls(cfg, embedder)
 
     def answer(self, question: str, hits: Sequence[Hit]) -> Answer:
         question_terms = set(analyze(question))
@@ -51,14 +54,16 @@ class ExtractiveGenerator:
         # Rare terms decide: a term in every candidate sentence says nothing about which one answers.
         weight = {t: math.log(1 + len(sentences) / (1 + df[t])) for t in question_terms}
         total = sum(weight.values())
+        lexical = [sum(weight[t] for t in question_terms & s.terms) / total for s in sentences]
+        if max(lexical) < self.cfg.min_support:
+            return Answer(text=NOT_FOUND, citations=(), hits=tuple(hits), grounded=False)
+        semantic = self._similarity(question, sentences)
         scored = sorted(
-            ((sum(weight[t] for t in question_terms & s.terms) / total - 0.01 * s.hit_rank, s) for s in sentences),
+            ((lex + self.cfg.semantic_weight * sem - 0.01 * s.hit_rank, s) for lex, sem, s in zip(lexical, semantic, sentences)),
             key=lambda pair: -pair[0],
         )
         best = scored[0][0]
-        if best < self.cfg.min_support:
-            return Answer(text=NOT_FOUND, citations=(), hits=tuple(hits), grounded=False)
-        chosen = [s for score, s in scored[: self.cfg.max_sentences] if score >= best * self.cfg.keep_ratio]
+        chosen = [scored[0][1]] + [s for score, s in scored[1 : self.cfg.max_sentences] if score >= best * self.cfg.keep_ratio]
         chosen.sort(key=lambda s: (s.hit_rank, s.start))  # read in document order within a passage
         citations = []
         parts = []
@@ -67,6 +72,15 @@ class ExtractiveGenerator:
                                       locator=sentence.chunk.locate(sentence.start, sentence.end), quote=sentence.text))
             parts.append(f"{sentence.text} [{n}]")
         return Answer(text=" ".join(parts), citations=tuple(citations), hits=tuple(hits), grounded=True)
+
+
+    def _similarity(self, question: str, sentences: list[_Sentence]) -> list[float]:
+        """Cosine of each sentence to the question; zeros without an embedder, or for a question
+        in a language the embedder does not know (its cosines would be noise)."""
+        if self.embedder is None or query_language(question) not in self.embedder.languages:
+            return [0.0] * len(sentences)
+        vectors = self.embedder.embed([question] + [s.text for s in sentences])
+        return [float(v) for v in vectors[1:] @ vectors[0]]
 
 
 def _sentences(chunk: Chunk, rank: int) -> list[_Sentence]:

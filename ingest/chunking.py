@@ -99,7 +99,8 @@ def _pack(pieces: list[_Piece], cfg: ChunkingConfig) -> Iterator[list[_Piece]]:
     for piece in pieces:
         if group and size + piece.tokens > cfg.target_tokens:
             yield group
-            group = _overlap(group, cfg.overlap_tokens)
+            # Only as much overlap as still leaves room for this piece within the target.
+            group = _overlap(group, min(cfg.overlap_tokens, cfg.target_tokens - piece.tokens))
             size = sum(p.tokens for p in group)
         group.append(piece)
         size += piece.tokens

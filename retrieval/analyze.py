@@ -77,8 +77,3 @@ def _split_scripts(word: str) -> list[str]:
         parts.append(word[last:])
     return parts
 
-
-def index_text(section: str, text: str) -> str:
-    """What both search legs index for a chunk: its heading path, then its text. The path often
-    names the topic ("Handbook > Parental leave") that the passage itself never repeats."""
-    return f"{section}\n{text}" if section else text

@@ -26,6 +26,7 @@ class RetrievalConfig:
     # language its model understands (Embedder.languages): MiniLM is English-only, and fusing
     # it into Chinese queries made them worse than BM25 alone.
     weights: dict[str, float] = field(default_factory=lambda: {"bm25": 1.0, "dense": 1.0})
+    fusion: str = "score"  # "score" | "rrf" (fusion.py says why score is the default)
     candidates: int = 100  # each leg is asked for this many before fusion
     rrf_k: int = 60
     rerank: RerankConfig = RerankConfig()
@@ -36,5 +37,7 @@ class RetrievalConfig:
             raise ConfigError(f"unknown retrieval legs {sorted(unknown)}; choose from bm25, dense")
         if any(w < 0 for w in self.weights.values()) or not any(w > 0 for w in self.weights.values()):
             raise ConfigError(f"retrieval weights must be >= 0 with at least one > 0, got {self.weights}")
+        if self.fusion not in ("score", "rrf"):
+            raise ConfigError(f"unknown fusion {self.fusion!r}; choose score or rrf")
         if self.candidates < 1 or self.rrf_k < 1:
             raise ConfigError("retrieval candidates and rrf_k must be at least 1")

@@ -11,7 +11,7 @@ from citekb.ingest.errors import ConfigError
 from .analyze import analyze, query_language
 from .config import RetrievalConfig
 from .embed import Embedder
-from .fusion import fuse_rrf
+from .fusion import fuse_rrf, fuse_scores
 from .hit import Hit
 from .rerank import Reranker
 from .store import Snapshot
@@ -49,10 +49,13 @@ class HybridSearcher:
         if weights.get("dense", 0) > 0:
             legs["dense"] = snapshot.dense.search(self.embedder.embed([query])[0], n, mask)
         per_leg = {name: dict(results) for name, results in legs.items()}
-        fused = fuse_rrf({name: [row for row, _ in results] for name, results in legs.items()}, weights, self.cfg.rrf_k)
+        if self.cfg.fusion == "rrf":
+            fused = fuse_rrf(legs, weights, self.cfg.rrf_k)
+        else:
+            fused = fuse_scores(legs, weights)
         hits = [
             Hit(chunk=snapshot.chunks[row], score=score,
-                scores={"rrf": score, **{name: scores[row] for name, scores in per_leg.items() if row in scores}})
+                scores={"fused": score, **{name: scores[row] for name, scores in per_leg.items() if row in scores}})
             for row, score in fused
         ]
         if self.reranker is not None:

@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from citekb.ingest.document import BBox, Chunk, Locator, Span
 from citekb.ingest.errors import CitekbError, DocumentNotFoundError, IndexMismatchError, IndexNotFoundError
 
 from .dense import FaissIndex
+from .indexing import ChunkRows
 from .keyword import Bm25Index
 
 log = logging.getLogger(__name__)
@@ -68,14 +68,14 @@ class Snapshot:
     def __post_init__(self) -> None:
         self.dense = FaissIndex(self.dim)
 
-    def add(self, record: DocumentRecord, chunks: Sequence[Chunk], vectors: NDArray[np.float32], terms: Sequence[list[str]]) -> None:
+    def add(self, record: DocumentRecord, chunks: Sequence[Chunk], rows: ChunkRows) -> None:
         if record.doc_id in self.documents:
             self.remove(record.doc_id)
-        if not (len(chunks) == len(vectors) == len(terms)):
-            raise ValueError("chunks, vectors and terms must be row-aligned")
+        if len(chunks) != len(rows.terms):
+            raise ValueError("chunks and their index rows must be aligned")
+        self.dense.add(rows.vectors, rows.owners, len(chunks))
         self.chunks.extend(chunks)
-        self.dense.add(vectors)
-        self.keyword.add(terms)
+        self.keyword.add(rows.terms)
         self.documents[record.doc_id] = record
 
     def remove(self, doc_id: str) -> DocumentRecord:

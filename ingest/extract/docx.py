@@ -39,9 +39,14 @@ class DocxExtractor:
         builder = DocumentBuilder(doc_id=doc_id, source=path.name, title=(document.core_properties.title or "").strip())
         pager = _Pager()
         headings = HeadingPath()
+        # A sectPr closes its section, but its w:type says how that section *starts*: whether a
+        # break in a paragraph starts a new page is told by the sectPr that comes after it.
+        body = document.element.body
+        sect_prs = [s for s in body.iter(qn("w:sectPr")) if s.getparent().tag in (qn("w:pPr"), qn("w:body"))]
+        new_page_after = {a: _starts_new_page(b) for a, b in zip(sect_prs, sect_prs[1:])}
         for item in document.iter_inner_content():
             if isinstance(item, Paragraph):
-                _add_paragraph(builder, item, pager, headings)
+                _add_paragraph(builder, item, pager, headings, new_page_after)
             elif isinstance(item, Table):
                 rows = [" | ".join(_unique_cells(row)) for row in item.rows]
                 builder.add("\n".join(r for r in rows if r.strip()), kind="table", page=pager.page, section=headings.path)
@@ -70,7 +75,9 @@ class _Pager:
         self._fresh = False
 
 
-def _add_paragraph(builder: DocumentBuilder, paragraph: Paragraph, pager: _Pager, headings: HeadingPath) -> None:
+def _add_paragraph(
+    builder: DocumentBuilder, paragraph: Paragraph, pager: _Pager, headings: HeadingPath, new_page_after: dict[Any, bool]
+) -> None:
     element = paragraph._p
     ppr = element.pPr
     if ppr is not None and ppr.find(qn("w:pageBreakBefore")) is not None and paragraph.text.strip():
@@ -104,12 +111,15 @@ def _add_paragraph(builder: DocumentBuilder, paragraph: Paragraph, pager: _Pager
         else:
             builder.add(text, page=page, section=headings.path)
     # A section break in this paragraph's properties starts the next section on a new page,
-    # unless it is a continuous one.
+    # unless the next section is a continuous one.
     sect = ppr.find(qn("w:sectPr")) if ppr is not None else None
-    if sect is not None:
-        kind = sect.find(qn("w:type"))
-        if kind is None or kind.get(qn("w:val")) != "continuous":
-            pager.break_page()
+    if sect is not None and new_page_after.get(sect, True):
+        pager.break_page()
+
+
+def _starts_new_page(sect_pr: Any) -> bool:
+    kind = sect_pr.find(qn("w:type"))
+    return kind is None or kind.get(qn("w:val")) != "continuous"
 
 
 def _heading_level(paragraph: Paragraph) -> int | None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pdfplumber
 from pdfminer.pdfdocument import PDFEncryptionError, PDFPasswordIncorrect
+from pdfplumber.utils.exceptions import PdfminerException
 
 from ..document import BBox, Document
 from ..errors import ExtractionError
@@ -48,12 +49,14 @@ class PdfExtractor:
                 lines = [line for number, page in enumerate(pdf.pages, 1) for line in _page_lines(page, number)]
                 page_count = len(pdf.pages)
                 meta_title = str(pdf.metadata.get("Title") or "").strip() if isinstance(pdf.metadata, dict) else ""
-        except (PDFPasswordIncorrect, PDFEncryptionError) as exc:
-            raise ExtractionError(f"cannot read {path.name}: the PDF is encrypted and needs a password") from exc
         except ExtractionError:
             raise
         except Exception as exc:  # pdfminer raises many types for damaged files; all mean the same to a user
-            reason = str(exc).strip() or type(exc).__name__
+            # pdfplumber re-raises pdfminer's errors wrapped as PdfminerException(original).
+            cause = exc.args[0] if isinstance(exc, PdfminerException) and exc.args and isinstance(exc.args[0], Exception) else exc
+            if isinstance(cause, (PDFPasswordIncorrect, PDFEncryptionError)):
+                raise ExtractionError(f"cannot read {path.name}: the PDF is encrypted and needs a password") from exc
+            reason = str(cause).strip() or type(cause).__name__
             raise ExtractionError(f"cannot read {path.name}: not a readable PDF ({reason[:200]})") from exc
         builder = DocumentBuilder(doc_id=doc_id, source=path.name, title=meta_title)
         _add_paragraphs(builder, lines)

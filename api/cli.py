@@ -1,0 +1,242 @@
+"""The citekb command line. Commands are a few lines calling KnowledgeBase; errors map to exit
+codes here only: 0 ok, 1 an error (or, for ingest, some files failed), 2 a usage error."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from pydantic import BaseModel, ValidationError
+
+from citekb import __version__
+from citekb.ingest.errors import CitekbError
+
+log = logging.getLogger("citekb.cli")
+F = TypeVar("F", bound=Callable[..., Any])
+
+INDEX_HELP = "index directory (default: $CITEKB_INDEX, else ./.citekb)"
+
+
+def _configure_logging(verbose: int) -> None:
+    """Quiet by default: warnings only, as key=value lines on stderr. -v info, -vv debug."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if verbose < 2:
+        # transformers shows a weight-loading bar and chatty warnings on every model load.
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        import transformers
+
+        transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+
+
+def _kb(ctx: click.Context, index: Path | None, **overrides: Any):  # type: ignore[no-untyped-def]
+    from citekb.api.kb import KnowledgeBase
+    from citekb.api.settings import Settings
+
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if index is not None:
+        values["index"] = index
+    try:
+        settings = Settings(**values)
+    except ValidationError as exc:
+        raise click.UsageError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+    return KnowledgeBase(settings)
+
+
+def _emit(model: BaseModel) -> None:
+    click.echo(json.dumps(model.model_dump(mode="json"), ensure_ascii=False, indent=1))
+
+
+def _guard(fn: F) -> F:
+    """The boundary: a CitekbError is a message and exit 1; anything else is logged with its
+    traceback (shown with -vv) and reported in one line, never as a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except CitekbError as exc:
+            click.echo(f"citekb: error: {exc}", err=True)
+            sys.exit(1)
+        except FileNotFoundError as exc:
+            click.echo(f"citekb: error: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("citekb: interrupted; the index is unchanged since its last commit", err=True)
+            sys.exit(130)
+        except Exception as exc:
+            log.debug("unexpected error", exc_info=True)
+            click.echo(f"citekb: internal error: {type(exc).__name__}: {exc} (run with -vv for details)", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="citekb")
+@click.option("-v", "--verbose", count=True, help="more logging on stderr (-vv: debug)")
+def cli(verbose: int) -> None:
+    """citekb: answers from your own PDF, Word and Markdown files, with citations to page and lines."""
+    _configure_logging(verbose)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--index", type=click.Path(path_type=Path), help=INDEX_HELP)
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON on stdout")
+@click.option("--progress/--no-progress", default=None, help="progress bar on stderr (default: when stderr is a terminal)")
+@click.pass_context
+@_guard
+def ingest(ctx: click.Context, paths: tuple[Path, ...], index: Path | None, as_json: bool, progress: bool | None) -> None:
+    """Index the files and folders in PATHS (folders recursively). Exit 1 if any file failed."""
+    from citekb.api.http.schemas import IngestResponse
+
+    for path in paths:
+        if not path.exists():
+            raise click.UsageError(f"{path}: no such file or folder")
+    kb = _kb(ctx, index)
+    report = kb.ingest(list(paths), show_progress=sys.stderr.isatty() if progress is None else progress)
+    if as_json:
+        _emit(IngestResponse.from_report(report))
+    else:
+        for f in report.ingested:
+            state = "unchanged" if f.unchanged else f"{f.chunks} chunks"
+            click.echo(f"ingested {f.path} ({state}, doc_id {f.doc_id})")
+        for s in report.skipped:
+            click.echo(f"skipped  {s.path}: {s.reason}")
+        for e in report.failed:
+            click.echo(f"FAILED   {e.path}: {e.error}", err=True)
+        click.echo(f"{len(report.ingested)} ingested, {len(report.skipped)} skipped, {len(report.failed)} failed", err=True)
+    if report.failed:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--k", default=10, show_default=True, type=click.IntRange(1, 100), help="hits to return")
+@click.option("--index", type=click.Path(path_type=Path), help=INDEX_HELP)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@_guard
+def search(ctx: click.Context, query: str, k: int, index: Path | None, as_json: bool) -> None:
+    """The passages that best match QUERY, best first."""
+    from citekb.api.http.schemas import HitOut, SearchResponse
+
+    if not query.strip():
+        raise click.UsageError("QUERY is empty")
+    hits = [HitOut.from_hit(h) for h in _kb(ctx, index).search(query, k=k)]
+    if as_json:
+        _emit(SearchResponse(hits=hits))
+        return
+    for i, h in enumerate(hits, 1):
+        click.echo(f"{i:2}. {_where(h)}  score {h.score:.3f}")
+        click.echo(f"    {h.text[:200].replace(chr(10), ' ')}")
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--k", type=click.IntRange(1, 100), help="passages to answer from (default: CITEKB_ASK_K, 5)")
+@click.option("--backend", help="answer backend (default: CITEKB_ANSWER_BACKEND, extractive)")
+@click.option("--index", type=click.Path(path_type=Path), help=INDEX_HELP)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@_guard
+def ask(ctx: click.Context, query: str, k: int | None, backend: str | None, index: Path | None, as_json: bool) -> None:
+    """Answer QUERY from the documents, citing document, page and lines."""
+    from citekb.api.http.schemas import AskResponse
+
+    if not query.strip():
+        raise click.UsageError("QUERY is empty")
+    response = AskResponse.from_answer(_kb(ctx, index).ask(query, k=k, backend=backend))
+    if as_json:
+        _emit(response)
+        return
+    click.echo(response.answer)
+    for c in response.citations:
+        click.echo(f"  [{c.n}] {_where(c)}")
+
+
+def _where(item: Any) -> str:
+    pages = "" if item.page is None else f" p.{item.page}" + (f"-{item.page_end}" if item.page_end not in (None, item.page) else "")
+    lines = "" if item.line_start is None else f" lines {item.line_start}-{item.line_end}"
+    section = f" § {item.section}" if item.section else ""
+    return f"{item.source}{pages}{lines}{section}"
+
+
+@cli.group()
+def docs() -> None:
+    """List or delete indexed documents."""
+
+
+@docs.command("list")
+@click.option("--index", type=click.Path(path_type=Path), help=INDEX_HELP)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@_guard
+def docs_list(ctx: click.Context, index: Path | None, as_json: bool) -> None:
+    from citekb.api.http.schemas import DocumentOut, DocumentsResponse
+
+    documents = [DocumentOut.from_record(r) for r in _kb(ctx, index).documents()]
+    if as_json:
+        _emit(DocumentsResponse(documents=documents))
+        return
+    for d in documents:
+        pages = f"{d.pages} pages" if d.pages is not None else "no pages"
+        click.echo(f"{d.doc_id}  {d.source}  ({pages}, {d.chunks} chunks)  {d.title}")
+
+
+@docs.command("delete")
+@click.argument("doc_id")
+@click.option("--index", type=click.Path(path_type=Path), help=INDEX_HELP)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@_guard
+def docs_delete(ctx: click.Context, doc_id: str, index: Path | None, as_json: bool) -> None:
+    """Remove DOC_ID and all its chunks from the index."""
+    from citekb.api.http.schemas import DeleteResponse, DocumentOut
+
+    record = _kb(ctx, index).delete(doc_id)
+    if as_json:
+        _emit(DeleteResponse(deleted=DocumentOut.from_record(record)))
+    else:
+        click.echo(f"deleted {record.doc_id} ({record.source}, {record.chunks} chunks)")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--index", type=click.Path(path_type=Path), help=INDEX_HELP)
+@click.pass_context
+@_guard
+def serve(ctx: click.Context, host: str, port: int, index: Path | None) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from citekb.api.http.app import create_app
+
+    kb = _kb(ctx, index)
+    kb.warm_up()
+    level = logging.getLogger().getEffectiveLevel()
+    uvicorn.run(create_app(kb), host=host, port=port, log_level=logging.getLevelName(level).lower(),
+                access_log=level <= logging.INFO)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cli.main(args=argv, prog_name="citekb", standalone_mode=True)
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    return 0

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path, PurePath
+
+from fastapi import APIRouter, HTTPException, UploadFile
+
+from ..deps import KBDep
+from ..schemas import DeleteResponse, DocumentOut, DocumentsResponse, ErrorResponse, IngestResponse
+
+router = APIRouter(prefix="/v1/documents", tags=["documents"], responses={404: {"model": ErrorResponse}})
+
+
+@router.get("", response_model=DocumentsResponse)
+def list_documents(kb: KBDep) -> DocumentsResponse:
+    return DocumentsResponse(documents=[DocumentOut.from_record(r) for r in kb.documents()])
+
+
+@router.post("", response_model=IngestResponse)
+def upload_documents(files: list[UploadFile], kb: KBDep) -> IngestResponse:
+    """Ingest uploaded files. Each is kept under the index's uploads/ folder by its base name
+    (so uploading a new version of report.pdf replaces the old one's chunks)."""
+    limit = int(kb.settings.max_upload_mb * 2**20)
+    uploads = kb.settings.index / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=uploads, prefix=".incoming-") as tmp:
+        staged = []
+        for upload in files:
+            name = _safe_name(upload.filename)
+            target = Path(tmp) / name
+            with target.open("wb") as out:
+                shutil.copyfileobj(upload.file, out, length=1 << 20)
+            if target.stat().st_size > limit:
+                raise HTTPException(413, f"{name}: larger than the {kb.settings.max_upload_mb:g} MiB upload limit")
+            staged.append(target)
+        kept = []
+        for target in staged:
+            final = uploads / target.name
+            target.replace(final)
+            kept.append(final)
+        return IngestResponse.from_report(kb.ingest(kept))
+
+
+@router.delete("/{doc_id}", response_model=DeleteResponse)
+def delete_document(doc_id: str, kb: KBDep) -> DeleteResponse:
+    return DeleteResponse(deleted=DocumentOut.from_record(kb.delete(doc_id)))
+
+
+def _safe_name(filename: str | None) -> str:
+    """The base name of an uploaded file; directory parts ("../../etc/passwd") are dropped."""
+    name = PurePath((filename or "").replace("\\", "/")).name.strip()
+    if not name or name in (".", "..") or name.startswith("."):
+        raise HTTPException(400, f"invalid upload file name {filename!r}")
+    return name

@@ -1,0 +1,140 @@
+"""Wire schemas: what the HTTP API (and `--json` CLI output) sends. One from_* converter each."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from citekb.generation.answer import Answer, Citation
+from citekb.ingest.document import Locator
+from citekb.ingest.pipeline import IngestReport
+from citekb.retrieval.hit import Hit
+from citekb.retrieval.store import DocumentRecord
+
+
+class _Located(BaseModel):
+    doc_id: str
+    source: str = Field(description="the file's name as ingested")
+    title: str
+    page: int | None = Field(description="1-based first page (PDF, DOCX); null for Markdown")
+    page_end: int | None
+    section: str = Field(description='heading path, "Title > Section 2"')
+    line_start: int | None = Field(description="1-based first source line (Markdown); else null")
+    line_end: int | None
+    chunk_id: str
+    text: str
+
+    @staticmethod
+    def _fields(loc: Locator, chunk_id: str, text: str) -> dict[str, object]:
+        return {
+            "doc_id": loc.doc_id, "source": loc.source, "title": loc.title, "page": loc.page, "page_end": loc.page_end,
+            "section": loc.section_path, "line_start": loc.line_start, "line_end": loc.line_end,
+            "chunk_id": chunk_id, "text": text,
+        }
+
+
+class HitOut(_Located):
+    score: float
+    scores: dict[str, float] = Field(description="each stage's own score: bm25, dense, fused, rerank")
+
+    @classmethod
+    def from_hit(cls, hit: Hit) -> HitOut:
+        return cls(**cls._fields(hit.chunk.locator, hit.chunk.chunk_id, hit.chunk.text), score=hit.score,
+                   scores=dict(hit.scores))
+
+
+class CitationOut(_Located):
+    n: int = Field(description="the [n] marker in the answer")
+
+    @classmethod
+    def from_citation(cls, citation: Citation) -> CitationOut:
+        return cls(**cls._fields(citation.locator, citation.chunk_id, citation.quote), n=citation.n)
+
+
+class SearchRequest(BaseModel):
+    query: str = Field(min_length=1, max_length=4000)
+    k: int = Field(10, ge=1, le=100)
+
+
+class SearchResponse(BaseModel):
+    hits: list[HitOut]
+
+
+class AskRequest(BaseModel):
+    query: str = Field(min_length=1, max_length=4000)
+    k: int | None = Field(None, ge=1, le=100, description="passages retrieved for the answer (default: server setting)")
+    backend: str | None = Field(None, description="answer backend (default: server setting)")
+
+
+class AskResponse(BaseModel):
+    answer: str
+    grounded: bool = Field(description="false when the documents do not answer the question")
+    citations: list[CitationOut]
+    hits: list[HitOut]
+
+    @classmethod
+    def from_answer(cls, answer: Answer) -> AskResponse:
+        return cls(answer=answer.text, grounded=answer.grounded,
+                   citations=[CitationOut.from_citation(c) for c in answer.citations],
+                   hits=[HitOut.from_hit(h) for h in answer.hits])
+
+
+class DocumentOut(BaseModel):
+    doc_id: str
+    source: str
+    title: str
+    pages: int | None
+    chunks: int
+    ingested_at: float
+    warnings: list[str]
+
+    @classmethod
+    def from_record(cls, record: DocumentRecord) -> DocumentOut:
+        return cls(doc_id=record.doc_id, source=record.source, title=record.title, pages=record.pages,
+                   chunks=record.chunks, ingested_at=record.ingested_at, warnings=list(record.warnings))
+
+
+class DocumentsResponse(BaseModel):
+    documents: list[DocumentOut]
+
+
+class IngestedOut(BaseModel):
+    path: str
+    doc_id: str
+    source: str
+    pages: int | None
+    chunks: int
+    unchanged: bool
+    warnings: list[str]
+
+
+class SkippedOut(BaseModel):
+    path: str
+    reason: str
+
+
+class FailedOut(BaseModel):
+    path: str
+    error: str
+
+
+class IngestResponse(BaseModel):
+    ingested: list[IngestedOut]
+    skipped: list[SkippedOut]
+    failed: list[FailedOut]
+
+    @classmethod
+    def from_report(cls, report: IngestReport) -> IngestResponse:
+        return cls(
+            ingested=[IngestedOut(path=f.path, doc_id=f.doc_id, source=f.source, pages=f.pages, chunks=f.chunks,
+                                  unchanged=f.unchanged, warnings=list(f.warnings)) for f in report.ingested],
+            skipped=[SkippedOut(path=s.path, reason=s.reason) for s in report.skipped],
+            failed=[FailedOut(path=f.path, error=f.error) for f in report.failed],
+        )
+
+
+class DeleteResponse(BaseModel):
+    deleted: DocumentOut
+
+
+class ErrorResponse(BaseModel):
+    error: str

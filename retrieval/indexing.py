@@ -1,0 +1,54 @@
+"""What each search leg indexes for a chunk."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from citekb.ingest.document import Chunk
+from citekb.ingest.sentences import split_sentences
+
+from .analyze import analyze
+from .embed import Embedder
+
+
+def index_text(chunk: Chunk) -> str:
+    """The keyword leg's text: heading path, then the chunk's text. The path often names the
+    topic ("Handbook > Parental leave") that the passage itself never repeats."""
+    section = chunk.locator.section_path
+    return f"{section}\n{chunk.text}" if section else chunk.text
+
+
+def dense_units(chunk: Chunk) -> list[str]:
+    """The dense leg's texts: each sentence of each block, so a chunk scores by its best one."""
+    units = []
+    for span in chunk.spans:
+        block = chunk.text[span.start:span.end]
+        units.extend(block[a:b] for a, b in split_sentences(block))
+    return units or [chunk.text]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRows:
+    """Everything the indexes need for a run of chunks, row-aligned with them."""
+
+    vectors: NDArray[np.float32]
+    owners: NDArray[np.int64]  # chunk position (0-based in this run) of each vector
+    terms: list[list[str]]
+
+
+def prepare(chunks: Sequence[Chunk], embedder: Embedder) -> ChunkRows:
+    units: list[str] = []
+    owners: list[int] = []
+    for i, c in enumerate(chunks):
+        texts = dense_units(c)
+        units.extend(texts)
+        owners.extend([i] * len(texts))
+    return ChunkRows(
+        vectors=embedder.embed(units),
+        owners=np.asarray(owners, np.int64),
+        terms=[analyze(index_text(c)) for c in chunks],
+    )

@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from citekb.generation.answer import Answer
+from citekb.generation.base import NOT_FOUND
+from citekb.generation.config import ExtractiveConfig
+from citekb.generation.extractive import ExtractiveGenerator
+from citekb.ingest.document import BBox, Chunk, Locator, Span
+from citekb.ingest.errors import ConfigError
+from citekb.retrieval.hit import Hit
+
+from fakes import HashEmbedder
+
+PORTAL = "Annual leave requests go through the HR portal."
+APPROVAL = "Approval takes two days."
+ENTITLEMENT = "Full-time employees receive 27 days of paid annual leave per year."
+EXPIRY = "Unused days expire in June."
+QUESTION = "How many days of paid annual leave do full-time employees receive per year?"
+
+
+def two_page_chunk(chunk_id: str = "hb:4") -> Chunk:
+    """One chunk of two blocks: the first printed on page 3, the second on page 4."""
+    first, second = f"{PORTAL} {APPROVAL}", f"{ENTITLEMENT} {EXPIRY}"
+    text = f"{first}\n\n{second}"
+    locator = Locator(
+        doc_id="hb", source="handbook.pdf", title="Handbook", page=3, page_end=4, section=("Handbook", "Leave"),
+        char_start=100, char_end=100 + len(text),
+        bboxes=(BBox(3, 50, 700, 500, 760), BBox(4, 50, 60, 500, 90)),
+    )
+    spans = (Span(0, len(first), 3, None, None), Span(len(first) + 2, len(text), 4, None, None))
+    return Chunk(chunk_id=chunk_id, text=text, locator=locator, spans=spans)
+
+
+def markdown_chunk() -> Chunk:
+    heading, rule = "Passwords", "Passwords must have at least sixteen characters."
+    text = f"{heading}\n\n{rule}"
+    locator = Locator(doc_id="md", source="security.md", title="Security", section=("Security", "Passwords"),
+                      line_start=10, line_end=14)
+    spans = (Span(0, len(heading), None, 10, 10), Span(len(heading) + 2, len(text), None, 12, 14))
+    return Chunk(chunk_id="md:1", text=text, locator=locator, spans=spans)
+
+
+def hit(c: Chunk, score: float = 1.0) -> Hit:
+    return Hit(chunk=c, score=score, scores={"rrf": score})
+
+
+def assert_markers_match_citations(answer: Answer) -> None:
+    markers = [int(n) for n in re.findall(r"\[(\d+)\]", answer.text)]
+    assert markers == [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
+    for citation in answer.citations:
+        assert f"{citation.quote} [{citation.n}]" in answer.text
+
+
+def test_picks_the_answering_sentence_and_cites_its_own_page() -> None:
+    answer = ExtractiveGenerator(ExtractiveConfig(max_sentences=1)).answer(QUESTION, [hit(two_page_chunk())])
+    assert answer.grounded
+    assert answer.text == f"{ENTITLEMENT} [1]"
+    [citation] = answer.citations
+    assert (citation.n, citation.chunk_id, citation.quote) == (1, "hb:4", ENTITLEMENT)
+    # The chunk covers pages 3-4; the quoted sentence is printed on page 4.
+    assert (citation.locator.page, citation.locator.page_end) == (4, 4)
+    assert citation.locator.bboxes == (BBox(4, 50, 60, 500, 90),)
+    assert citation.locator.section_path == "Handbook > Leave"
+    assert citation.locator.source == "handbook.pdf"
+
+
+def test_a_sentence_on_the_first_page_cites_the_first_page() -> None:
+    answer = ExtractiveGenerator(ExtractiveConfig(max_sentences=1)).answer(
+        "Where do annual leave requests go? Through which HR portal?", [hit(two_page_chunk())]
+    )
+    assert [(c.quote, c.locator.page, c.locator.page_end) for c in answer.citations] == [(PORTAL, 3, 3)]
+
+
+def test_every_marker_has_a_citation_with_default_settings() -> None:
+    other = Chunk(chunk_id="hb:9", text="Parental leave is 26 weeks at full pay.", locator=Locator(
+        doc_id="hb", source="handbook.pdf", title="Handbook", page=7, page_end=7), spans=(Span(0, 39, 7, None, None),))
+    answer = ExtractiveGenerator().answer(QUESTION, [hit(two_page_chunk()), hit(other, 0.5)])
+    assert answer.grounded
+    assert answer.citations[0].quote == ENTITLEMENT and answer.citations[0].locator.page == 4
+    assert_markers_match_citations(answer)
+    assert answer.hits == (hit(two_page_chunk()), hit(other, 0.5))
+
+
+def test_markdown_citation_narrows_to_the_sentences_lines() -> None:
+    answer = ExtractiveGenerator().answer("How many characters must passwords have?", [hit(markdown_chunk())])
+    assert [(c.quote, c.locator.line_start, c.locator.line_end, c.locator.page) for c in answer.citations] == [
+        ("Passwords must have at least sixteen characters.", 12, 14, None)
+    ]
+    assert_markers_match_citations(answer)
+
+
+def test_chinese_question_cites_the_chinese_sentence() -> None:
+    first, second = "员工每年享有十五天带薪年假。", "病假需要提供医院证明。"
+    text = f"{first}\n\n{second}"
+    c = Chunk(chunk_id="zh:0", text=text, locator=Locator(doc_id="zh", source="手册.pdf", title="手册", page=1, page_end=2),
+              spans=(Span(0, len(first), 1, None, None), Span(len(first) + 2, len(text), 2, None, None)))
+    answer = ExtractiveGenerator(ExtractiveConfig(max_sentences=1)).answer("病假需要什么证明？", [hit(c)])
+    assert answer.text == f"{second} [1]"
+    assert [(x.quote, x.locator.page) for x in answer.citations] == [(second, 2)]
+
+
+@pytest.mark.parametrize("question", ["What is the capital of Mongolia?", "What is it?", ""])
+def test_nothing_matches_not_grounded_without_citations(question: str) -> None:
+    answer = ExtractiveGenerator().answer(question, [hit(two_page_chunk())])
+    assert answer == Answer(text=NOT_FOUND, citations=(), hits=(hit(two_page_chunk()),), grounded=False)
+
+
+def test_no_hits_is_not_grounded() -> None:
+    answer = ExtractiveGenerator().answer(QUESTION, [])
+    assert (answer.text, answer.citations, answer.grounded) == (NOT_FOUND, (), False)
+
+
+def test_only_the_top_chunks_are_read() -> None:
+    noise = Chunk(chunk_id="x:0", text="The cafeteria opens at eight.", locator=Locator(doc_id="x", source="x.md", title="X"),
+                  spans=(Span(0, 29, None, 1, 1),))
+    hits = [hit(noise), hit(two_page_chunk(), 0.5)]
+    assert not ExtractiveGenerator(ExtractiveConfig(top_chunks=1)).answer(QUESTION, hits).grounded
+    assert ExtractiveGenerator(ExtractiveConfig(top_chunks=2)).answer(QUESTION, hits).citations[0].chunk_id == "hb:4"
+
+
+def test_with_an_embedder_the_answer_is_the_same_sentence() -> None:
+    embedder = HashEmbedder()
+    answer = ExtractiveGenerator(ExtractiveConfig(max_sentences=1), embedder).answer(QUESTION, [hit(two_page_chunk())])
+    assert embedder.calls == 1
+    assert [(c.quote, c.locator.page) for c in answer.citations] == [(ENTITLEMENT, 4)]
+
+
+def test_the_embedder_is_not_asked_about_a_language_it_lacks() -> None:
+    english_only = HashEmbedder(languages=("en",))
+    first = "员工每年享有十五天带薪年假。"
+    c = Chunk(chunk_id="zh:0", text=first, locator=Locator(doc_id="zh", source="z.md", title="Z"),
+              spans=(Span(0, len(first), None, 3, 3),))
+    answer = ExtractiveGenerator(embedder=english_only).answer("每年有多少天年假？", [hit(c)])
+    assert english_only.calls == 0
+    assert [(x.quote, x.locator.line_start) for x in answer.citations] == [(first, 3)]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"top_chunks": 0}, {"max_sentences": 0}, {"keep_ratio": 0.0}, {"keep_ratio": 1.5}, {"min_support": 1.0}],
+)
+def test_invalid_extractive_config_raises_config_error(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ConfigError):
+        ExtractiveConfig(**kwargs)  # type: ignore[arg-type]

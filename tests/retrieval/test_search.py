@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from citekb.ingest.chunking import chunk
+from citekb.ingest.config import ChunkingConfig
+from citekb.ingest.errors import ConfigError
+from citekb.ingest.extract.base import DocumentBuilder
+from citekb.retrieval.analyze import analyze
+from citekb.retrieval.config import RetrievalConfig
+from citekb.retrieval.search import HybridSearcher
+from citekb.retrieval.store import Snapshot
+
+from fakes import HashEmbedder, ReversingReranker
+from tiny_index import build_snapshot
+
+MakeSnapshot = Callable[..., Snapshot]
+
+
+def test_finds_the_chunk_that_answers(make_snapshot: MakeSnapshot) -> None:
+    snapshot = make_snapshot()
+    hits = HybridSearcher(HashEmbedder(), RetrievalConfig()).search(snapshot, "How often do I replace the intake filter?", k=3)
+    top = hits[0]
+    assert "Replace the intake filter every 45 days" in top.chunk.text
+    assert top.chunk.locator.source == "field_guide.pdf" and top.chunk.locator.page == 2
+    assert top.chunk.locator.section[-1] == "2. Maintenance"
+    assert {"bm25", "dense"} <= set(top.scores)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert len(hits) <= 3 and len({h.chunk.chunk_id for h in hits}) == len(hits)
+
+
+@pytest.mark.parametrize("fusion", ["score", "rrf"])
+def test_both_fusions_find_the_markdown_answer(make_snapshot: MakeSnapshot, fusion: str) -> None:
+    searcher = HybridSearcher(HashEmbedder(), RetrievalConfig(fusion=fusion))
+    top = searcher.search(make_snapshot(), "security desk extension number", k=1)
+    assert len(top) == 1
+    assert top[0].chunk.locator.section == ("Security Policy", "Incidents")
+    assert (top[0].chunk.locator.line_start, top[0].chunk.locator.line_end) == (17, 19)
+
+
+def test_mask_restricts_every_leg(make_snapshot: MakeSnapshot, tiny_documents: list) -> None:
+    snapshot = make_snapshot()
+    docx_id = tiny_documents[1][0].doc_id
+    mask = np.array([c.locator.doc_id == docx_id for c in snapshot.chunks])
+    hits = HybridSearcher(HashEmbedder(), RetrievalConfig()).search(snapshot, "replace the intake filter", k=10, mask=mask)
+    # Only the DOCX's chunks, and all of them: the dense leg scores every allowed row.
+    assert {h.chunk.chunk_id for h in hits} == {c.chunk_id for c in tiny_documents[1][1]}
+    none = np.zeros(len(snapshot.chunks), dtype=bool)
+    assert HybridSearcher(HashEmbedder(), RetrievalConfig()).search(snapshot, "filter", k=10, mask=none) == []
+
+
+def chinese_snapshot(embedder: HashEmbedder) -> Snapshot:
+    b = DocumentBuilder(doc_id="zh00000000000001", source="手册.docx")
+    paragraphs = {
+        "请假": "员工请假需要提前三天在系统中提交申请，病假需要提供医院证明。",
+        "年假": "员工每年享有十五天带薪年假，未休完的年假可以顺延到下一年。",
+        "报销": "差旅报销需要在出差结束后十天内提交发票和行程单。",
+        "设备": "笔记本电脑必须开启全盘加密，丢失后需要立即报告。",
+    }
+    for heading, text in paragraphs.items():
+        b.add(heading, kind="heading", page=1, section=("员工手册", heading))
+        b.add(text, page=1, section=("员工手册", heading))
+    document = b.build(pages=1, fallback_title="手册")
+    return build_snapshot([(document, chunk(document, ChunkingConfig()))], embedder)
+
+
+def test_dense_leg_is_dropped_for_a_language_the_embedder_lacks() -> None:
+    english_only = HashEmbedder(languages=("en",))
+    snapshot = chinese_snapshot(english_only)
+    query = "请假需要提前几天申请年假？"
+    searcher = HybridSearcher(english_only, RetrievalConfig())
+    assert searcher.leg_weights(query) == {"bm25": 1.0, "dense": 0.0}
+    hits = searcher.search(snapshot, query, k=10)
+    bm25_only = snapshot.keyword.search(analyze(query), 10)
+    assert len(bm25_only) >= 2
+    assert [snapshot.chunks.index(h.chunk) for h in hits] == [row for row, _ in bm25_only]
+    assert all("dense" not in h.scores for h in hits)
+    assert hits[0].chunk.locator.section == ("员工手册", "请假")
+
+
+def test_dense_leg_is_used_for_a_language_the_embedder_knows() -> None:
+    bilingual = HashEmbedder(languages=("en", "zh"))
+    searcher = HybridSearcher(bilingual, RetrievalConfig())
+    assert searcher.leg_weights("请假需要提前几天？") == {"bm25": 1.0, "dense": 1.0}
+    hits = searcher.search(chinese_snapshot(bilingual), "请假需要提前几天？", k=4)
+    assert all("dense" in h.scores for h in hits)
+    assert hits[0].chunk.locator.section == ("员工手册", "请假")
+
+
+def test_a_dense_only_setup_falls_back_to_keywords_for_other_languages() -> None:
+    searcher = HybridSearcher(HashEmbedder(languages=("en",)), RetrievalConfig(weights={"bm25": 0.0, "dense": 1.0}))
+    assert searcher.leg_weights("年假有多少天？") == {"bm25": 1.0, "dense": 0.0}
+    assert searcher.leg_weights("annual leave") == {"bm25": 0.0, "dense": 1.0}
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\n\t"])
+def test_empty_query_raises_config_error(make_snapshot: MakeSnapshot, query: str) -> None:
+    with pytest.raises(ConfigError, match="the query is empty"):
+        HybridSearcher(HashEmbedder(), RetrievalConfig()).search(make_snapshot(), query)
+
+
+def test_k_below_one_raises_config_error(make_snapshot: MakeSnapshot) -> None:
+    with pytest.raises(ConfigError, match="k must be at least 1"):
+        HybridSearcher(HashEmbedder(), RetrievalConfig()).search(make_snapshot(), "filter", k=0)
+
+
+def test_reranker_gets_the_fused_top_n_and_decides_the_order(make_snapshot: MakeSnapshot) -> None:
+    snapshot = make_snapshot()
+    cfg = RetrievalConfig()
+    plain = HybridSearcher(HashEmbedder(), cfg).search(snapshot, "pump filter warranty", k=len(snapshot.chunks))
+    reranker = ReversingReranker()
+    cfg = replace(cfg, rerank=replace(cfg.rerank, top_n=4))
+    hits = HybridSearcher(HashEmbedder(), cfg, reranker).search(snapshot, "pump filter warranty", k=2)
+    assert reranker.seen == [[h.chunk.chunk_id for h in plain[:4]]]
+    assert [h.chunk.chunk_id for h in hits] == [plain[3].chunk.chunk_id, plain[2].chunk.chunk_id]
+    assert hits[0].scores["rerank"] == 3.0
+    assert {name: v for name, v in hits[0].scores.items() if name != "rerank"} == plain[3].scores  # earlier scores kept
+
+
+def test_invalid_retrieval_config_raises_config_error() -> None:
+    for kwargs in ({"weights": {"bm25": 0.0, "dense": 0.0}}, {"weights": {"sparse": 1.0}}, {"candidates": 0},
+                   {"fusion": "max"}):
+        with pytest.raises(ConfigError):
+            RetrievalConfig(**kwargs)  # type: ignore[arg-type]
