@@ -1,4 +1,5 @@
-"""Sentence boundaries for English and Chinese text, as character offsets."""
+"""Sentence boundaries for English and Chinese text, as character offsets. Extractors join
+wrapped lines with spaces, so a line break left in a block is a real one (a table row)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 _END = re.compile(
     r"""(?<=[.!?])["'”’)\]]*\s+(?=["'“‘(\[]?[A-Z0-9\u4e00-\u9fff])"""  # Latin end + space
     r"""|(?<=[。！？!?；])["'”’」』）)]*"""  # CJK end, closing quotes stay with the sentence
+    r"""|\s*\n\s*"""  # a line break: table rows, list lines and verse are units of their own
 )
 # Abbreviations whose period does not end a sentence ("e.g. Paris", "Dr. Smith", "U.S. Army").
 _ABBREVIATIONS = re.compile(

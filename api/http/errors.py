@@ -7,6 +7,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from citekb.ingest.errors import (
     CitekbError,
@@ -43,6 +44,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(CitekbError)
     async def _citekb_error(request: Request, exc: CitekbError) -> JSONResponse:
         return JSONResponse(status_code=status_for(exc), content={"error": str(exc)})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Routes' own HTTPExceptions (bad upload name, too large) and the router's 404/405 get the
+        # same {"error": ...} body as every other error, not FastAPI's default {"detail": ...}.
+        return JSONResponse(status_code=exc.status_code, content={"error": str(exc.detail)}, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, Field
 
 from citekb.generation.answer import Answer, Citation
 from citekb.ingest.document import Locator
@@ -50,8 +52,18 @@ class CitationOut(_Located):
         return cls(**cls._fields(citation.locator, citation.chunk_id, citation.quote), n=citation.n)
 
 
+def _not_blank(query: str) -> str:
+    if not query.strip():
+        raise ValueError("the query is empty")
+    return query
+
+
+# A query of only whitespace is as empty as "": a 422 like it, not a 400 from the searcher.
+Query = Annotated[str, Field(min_length=1, max_length=4000), AfterValidator(_not_blank)]
+
+
 class SearchRequest(BaseModel):
-    query: str = Field(min_length=1, max_length=4000)
+    query: Query
     k: int = Field(10, ge=1, le=100)
 
 
@@ -60,7 +72,7 @@ class SearchResponse(BaseModel):
 
 
 class AskRequest(BaseModel):
-    query: str = Field(min_length=1, max_length=4000)
+    query: Query
     k: int | None = Field(None, ge=1, le=100, description="passages retrieved for the answer (default: server setting)")
     backend: str | None = Field(None, description="answer backend (default: server setting)")
 

@@ -34,6 +34,7 @@ class _Line:
     x1: float
     size: float
     bold: bool
+    table: bool = False  # a whole ruled table, rows on lines and cells joined by " | "
 
     @property
     def box(self) -> BBox:
@@ -66,25 +67,48 @@ class PdfExtractor:
 
 
 def _page_lines(page: Any, number: int) -> list[_Line]:
+    """The page's text lines top to bottom; a ruled table becomes one line of its own, placed
+    where it starts, so its cells stay apart instead of running together."""
+    tables = [t for t in page.find_tables() if len(t.rows) >= 2]
     out = []
+    for table in tables:
+        rows = [" | ".join(" ".join(str(cell or "").split()) for cell in row) for row in table.extract()]
+        text = "\n".join(r for r in rows if r.strip(" |"))
+        if text:
+            x0, top, x1, bottom = table.bbox
+            out.append(_Line(text, number, top, bottom, x0, x1, 0.0, False, table=True))
+    boxes = [t.bbox for t in tables]
     for raw in page.extract_text_lines(return_chars=True, strip=True):
         text = raw["text"].strip()
-        if not text or _PAGE_NUMBER.match(text):
+        if not text or _PAGE_NUMBER.match(text) or _inside(raw, boxes):
             continue
         chars = raw["chars"]
         sizes = [c["size"] for c in chars if not c["text"].isspace()] or [0.0]
         bold = sum("bold" in str(c.get("fontname", "")).lower() for c in chars) > len(chars) / 2
         out.append(_Line(text, number, raw["top"], raw["bottom"], raw["x0"], raw["x1"], statistics.median(sizes), bold))
+    out.sort(key=lambda line: line.top)
     return out
+
+
+def _inside(raw: dict[str, Any], boxes: list[tuple[float, float, float, float]]) -> bool:
+    mid_x, mid_y = (raw["x0"] + raw["x1"]) / 2, (raw["top"] + raw["bottom"]) / 2
+    return any(x0 <= mid_x <= x1 and top <= mid_y <= bottom for x0, top, x1, bottom in boxes)
 
 
 def _add_paragraphs(builder: DocumentBuilder, lines: list[_Line]) -> None:
     if not lines:
         return
-    body_size = statistics.mode(round(line.size, 1) for line in lines)
-    gaps = [b.top - a.bottom for a, b in zip(lines, lines[1:]) if a.page == b.page and b.top > a.bottom]
+    text_lines = [line for line in lines if not line.table]
+    if not text_lines:
+        text_lines = lines
+    body_size = statistics.mode(round(line.size, 1) for line in text_lines)
+    # The usual gap between two wrapped lines of body text; gaps around headings and tables
+    # would inflate it until paragraphs merged.
+    gaps = [b.top - a.bottom for a, b in zip(text_lines, text_lines[1:])
+            if a.page == b.page and b.top > a.bottom and round(a.size, 1) == round(b.size, 1) == body_size
+            and not _is_heading(a, body_size) and not _is_heading(b, body_size)]
     line_gap = statistics.median(gaps) if gaps else 0.0
-    heading_sizes = sorted({round(l.size, 1) for l in lines if _is_heading(l, body_size)}, reverse=True)
+    heading_sizes = sorted({round(l.size, 1) for l in text_lines if _is_heading(l, body_size)}, reverse=True)
     headings = HeadingPath()
     paragraph: list[_Line] = []
 
@@ -95,6 +119,10 @@ def _add_paragraphs(builder: DocumentBuilder, lines: list[_Line]) -> None:
             paragraph.clear()
 
     for line in lines:
+        if line.table:
+            flush()
+            builder.add(line.text, kind="table", page=line.page, section=headings.path, bboxes=[line.box])
+            continue
         if _is_heading(line, body_size):
             flush()
             level = heading_sizes.index(round(line.size, 1)) + 1  # larger type, higher level
@@ -115,7 +143,7 @@ def _add_paragraphs(builder: DocumentBuilder, lines: list[_Line]) -> None:
 
 
 def _is_heading(line: _Line, body_size: float) -> bool:
-    if len(line.text) > HEADING_MAX_CHARS or _PAGE_NUMBER.match(line.text):
+    if line.table or len(line.text) > HEADING_MAX_CHARS or _PAGE_NUMBER.match(line.text):
         return False
     bigger = line.size >= body_size * HEADING_SIZE_RATIO
     bold_short = line.bold and len(line.text) < 80 and not line.text.rstrip().endswith((".", "。", ":", "："))
