@@ -58,7 +58,10 @@ def analyze(text: str) -> list[str]:
     for word in _WORD.findall(text):
         for run in _split_scripts(word):
             if _CJK_RUN.fullmatch(run):
-                terms.extend(t for t in _jieba().cut_for_search(run) if t.strip() and t not in CHINESE_STOPWORDS)
+                words = [t for t in _jieba().cut_for_search(run) if t.strip() and t not in CHINESE_STOPWORDS]
+                terms.extend(words)
+                # Single characters too: "离墙" must meet "墙壁", "机器" meet "主机".
+                terms.extend(ch for w in words if len(w) > 1 for ch in w if ch not in CHINESE_STOPWORDS)
             elif run not in ENGLISH_STOPWORDS:
                 terms.append(_stemmer().stemWord(run))
     return terms

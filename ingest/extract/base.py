@@ -8,14 +8,16 @@ from pathlib import Path
 from typing import Protocol
 
 from ..document import BBox, Block, Document, Locator
-from ..errors import UnsupportedFormatError
+from ..errors import ExtractionError, UnsupportedFormatError
 
 
 class Extractor(Protocol):
     suffixes: tuple[str, ...]
 
-    def extract(self, path: Path, doc_id: str) -> Document:
-        """The file's blocks in reading order; raises ExtractionError when it cannot be read."""
+    def extract(self, path: Path, doc_id: str, max_chars: int | None = None) -> Document:
+        """The file's blocks in reading order; raises ExtractionError when it cannot be read or
+        holds more than max_chars characters of text (checked as it goes, so a decompression
+        bomb is stopped early rather than read whole)."""
         ...
 
 
@@ -29,6 +31,8 @@ class DocumentBuilder:
     doc_id: str
     source: str
     title: str = ""
+    max_chars: int | None = None
+    _chars: int = 0
     _rows: list[tuple[str, str, int | None, tuple[str, ...], int | None, int | None, tuple[BBox, ...]]] = field(
         default_factory=list
     )
@@ -47,6 +51,9 @@ class DocumentBuilder:
     ) -> None:
         text = text.strip()
         if text:
+            self._chars += len(text)
+            if self.max_chars is not None and self._chars > self.max_chars:
+                raise ExtractionError(f"cannot index {self.source}: more than {self.max_chars:,} characters of text (the per-file limit)")
             self._rows.append((text, kind, page, tuple(section), line_start, line_end, tuple(bboxes)))
 
     def build(self, pages: int | None, fallback_title: str) -> Document:

@@ -24,7 +24,7 @@ _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # encrypted OOXML (and old .do
 class DocxExtractor:
     suffixes = (".docx",)
 
-    def extract(self, path: Path, doc_id: str) -> Document:
+    def extract(self, path: Path, doc_id: str, max_chars: int | None = None) -> Document:
         with path.open("rb") as f:
             magic = f.read(8)
         if magic == _OLE_MAGIC:
@@ -36,7 +36,8 @@ class DocxExtractor:
         except Exception as exc:  # python-docx raises KeyError, ValueError, lxml errors for broken packages
             reason = str(exc).strip() or type(exc).__name__
             raise ExtractionError(f"cannot read {path.name}: not a valid DOCX package ({reason[:200]})") from exc
-        builder = DocumentBuilder(doc_id=doc_id, source=path.name, title=(document.core_properties.title or "").strip())
+        builder = DocumentBuilder(doc_id=doc_id, source=path.name, title=(document.core_properties.title or "").strip(),
+                                  max_chars=max_chars)
         pager = _Pager()
         headings = HeadingPath()
         # A sectPr closes its section, but its w:type says how that section *starts*: whether a
@@ -44,9 +45,10 @@ class DocxExtractor:
         body = document.element.body
         sect_prs = [s for s in body.iter(qn("w:sectPr")) if s.getparent().tag in (qn("w:pPr"), qn("w:body"))]
         new_page_after = {a: _starts_new_page(b) for a, b in zip(sect_prs, sect_prs[1:])}
+        levels = _heading_levels(document)
         for item in document.iter_inner_content():
             if isinstance(item, Paragraph):
-                _add_paragraph(builder, item, pager, headings, new_page_after)
+                _add_paragraph(builder, item, pager, headings, new_page_after, levels)
             elif isinstance(item, Table):
                 rows = [" | ".join(_unique_cells(row)) for row in item.rows]
                 builder.add("\n".join(r for r in rows if r.strip()), kind="table", page=pager.page, section=headings.path)
@@ -76,7 +78,8 @@ class _Pager:
 
 
 def _add_paragraph(
-    builder: DocumentBuilder, paragraph: Paragraph, pager: _Pager, headings: HeadingPath, new_page_after: dict[Any, bool]
+    builder: DocumentBuilder, paragraph: Paragraph, pager: _Pager, headings: HeadingPath, new_page_after: dict[Any, bool],
+    levels: dict[str, int],
 ) -> None:
     element = paragraph._p
     ppr = element.pPr
@@ -102,7 +105,7 @@ def _add_paragraph(
             pager.rendered_break()
     text = "".join(parts).strip()
     if text:
-        level = _heading_level(paragraph)
+        level = levels.get(element.style or "")
         if level is not None:
             headings.enter(level, text)
             if not builder.title and level <= 1:
@@ -122,15 +125,19 @@ def _starts_new_page(sect_pr: Any) -> bool:
     return kind is None or kind.get(qn("w:val")) != "continuous"
 
 
-def _heading_level(paragraph: Paragraph) -> int | None:
-    try:
-        name = paragraph.style.name if paragraph.style is not None else ""
-    except (KeyError, ValueError):  # a style id that the styles part does not define
-        name = ""
-    if name == "Title":
-        return 0
-    match = _HEADING_STYLE.match(name or "")
-    return int(match.group(1)) if match else None
+def _heading_levels(document: Any) -> dict[str, int]:
+    """Heading level by style id ("Title" 0, "Heading N" N), read once per document: looking
+    a paragraph's style up through python-docx searches the styles part every time, which
+    made a 268,000-paragraph file take minutes."""
+    levels = {}
+    for style in document.styles:
+        name = style.name or ""
+        match = _HEADING_STYLE.match(name)
+        if name == "Title":
+            levels[style.style_id] = 0
+        elif match:
+            levels[style.style_id] = int(match.group(1))
+    return levels
 
 
 def _unique_cells(row: Any) -> list[str]:

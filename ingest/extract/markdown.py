@@ -22,7 +22,7 @@ class MarkdownExtractor:
     def __init__(self) -> None:
         self._md = MarkdownIt("commonmark").enable("table")
 
-    def extract(self, path: Path, doc_id: str) -> Document:
+    def extract(self, path: Path, doc_id: str, max_chars: int | None = None) -> Document:
         raw = path.read_bytes()
         try:
             source = raw.decode("utf-8-sig")
@@ -32,7 +32,7 @@ class MarkdownExtractor:
             source = raw.decode("utf-8-sig", errors="replace")
             warnings = [f"{path.name}: invalid UTF-8 at byte {exc.start}; bad bytes replaced"]
         lines = source.splitlines()
-        builder = DocumentBuilder(doc_id=doc_id, source=path.name, warnings=warnings)
+        builder = DocumentBuilder(doc_id=doc_id, source=path.name, warnings=warnings, max_chars=max_chars)
         try:
             tokens = self._md.parse(source)
         except Exception as exc:  # markdown-it should not fail, but one odd file must not stop a batch

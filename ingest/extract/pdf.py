@@ -44,7 +44,7 @@ class _Line:
 class PdfExtractor:
     suffixes = (".pdf",)
 
-    def extract(self, path: Path, doc_id: str) -> Document:
+    def extract(self, path: Path, doc_id: str, max_chars: int | None = None) -> Document:
         try:
             with pdfplumber.open(path) as pdf:
                 lines = [line for number, page in enumerate(pdf.pages, 1) for line in _page_lines(page, number)]
@@ -59,7 +59,7 @@ class PdfExtractor:
                 raise ExtractionError(f"cannot read {path.name}: the PDF is encrypted and needs a password") from exc
             reason = str(cause).strip() or type(cause).__name__
             raise ExtractionError(f"cannot read {path.name}: not a readable PDF ({reason[:200]})") from exc
-        builder = DocumentBuilder(doc_id=doc_id, source=path.name, title=meta_title)
+        builder = DocumentBuilder(doc_id=doc_id, source=path.name, title=meta_title, max_chars=max_chars)
         _add_paragraphs(builder, lines)
         if not lines:
             builder.warnings.append(f"{path.name}: no extractable text (scanned or image-only pages?)")

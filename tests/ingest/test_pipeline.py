@@ -85,7 +85,7 @@ def test_extract_refuses_files_over_max_file_bytes(markdown_path: Path) -> None:
 def test_extract_refuses_text_over_max_chars_per_file(tmp_path: Path) -> None:
     path = touch(tmp_path, "long.md", b"# T\n\n" + b"word " * 100)
     extract(path, "x", IngestConfig(max_chars_per_file=500), EXTRACTORS)
-    with pytest.raises(ExtractionError, match=r"^cannot index long\.md: 500 characters of text is over the 100 limit"):
+    with pytest.raises(ExtractionError, match=r"^cannot index long\.md: more than 100 characters of text \(the per-file limit\)"):
         extract(path, "x", IngestConfig(max_chars_per_file=100), EXTRACTORS)
 
 
