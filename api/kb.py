@@ -108,6 +108,7 @@ class KnowledgeBase:
     # ---- writing
 
     def delete(self, doc_id: str) -> DocumentRecord:
+        self.store.current()  # no index: IndexNotFoundError now, before writer() creates its folder
         with self.store.writer():
             snapshot = self.store.load(expect_model_id=self.settings.embedding_model)
             record = snapshot.remove(doc_id)
@@ -148,15 +149,20 @@ class KnowledgeBase:
 
     def _ingest_file(self, snapshot: Snapshot, path: Path, cfg: IngestConfig, embedder: Embedder) -> tuple[IngestedFile, bool]:
         doc_id = doc_id_for_file(path)
+        previous = snapshot.find_path(str(path))
+        # The file changed since it was ingested: its old version's doc_id, whose chunks go.
+        stale = previous.doc_id if previous is not None and previous.doc_id != doc_id else None
         known = snapshot.documents.get(doc_id)
         if known is not None:
-            return IngestedFile(str(path), doc_id, known.source, known.pages, known.chunks, unchanged=True), False
+            # Its new bytes are already indexed (a copy elsewhere); its old version's chunks still go.
+            if stale is not None:
+                snapshot.remove(stale)
+            return IngestedFile(str(path), doc_id, known.source, known.pages, known.chunks, unchanged=True), stale is not None
         document = extract(path, doc_id, cfg, self._extractors)
         chunks = chunk(document, cfg.chunking)
         rows = prepare(chunks, embedder)
-        previous = snapshot.find_path(str(path))
-        if previous is not None:  # the file changed since it was ingested: its old chunks go
-            snapshot.remove(previous.doc_id)
+        if stale is not None:
+            snapshot.remove(stale)
         record = DocumentRecord(doc_id=doc_id, source=path.name, path=str(path), title=document.title,
                                 pages=document.pages, chunks=len(chunks), ingested_at=time.time(),
                                 warnings=list(document.warnings))

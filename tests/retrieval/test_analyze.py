@@ -44,7 +44,12 @@ def test_a_chinese_query_term_matches_the_documents_terms() -> None:
 
 
 def test_words_are_split_where_the_script_changes() -> None:
-    assert analyze("GDP增长") == ["gdp", "增长"]
+    assert analyze("GDP增长") == ["gdp", "增长", "增", "长"]
+
+
+def test_chinese_words_also_emit_their_characters() -> None:
+    # "离墙" and "墙壁" share no word, only the character that matters.
+    assert "墙" in set(analyze("机器摆放时需要离墙多远")) & set(analyze("主机应距离墙壁至少 30 厘米放置"))
 
 
 def test_keyword_search_over_analyzed_chinese_finds_the_right_document() -> None:

@@ -26,8 +26,11 @@ def upload_documents(files: list[UploadFile], kb: KBDep) -> IngestResponse:
     uploads.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=uploads, prefix=".incoming-") as tmp:
         staged = []
-        for upload in files:
-            name = _safe_name(upload.filename)
+        names = [_safe_name(upload.filename) for upload in files]
+        for name in names:
+            if names.count(name) > 1:  # the second would silently overwrite the first's staged copy
+                raise HTTPException(400, f"{name}: uploaded more than once in one request")
+        for upload, name in zip(files, names, strict=True):
             target = Path(tmp) / name
             with target.open("wb") as out:
                 shutil.copyfileobj(upload.file, out, length=1 << 20)
@@ -52,4 +55,6 @@ def _safe_name(filename: str | None) -> str:
     name = PurePath((filename or "").replace("\\", "/")).name.strip()
     if not name or name in (".", "..") or name.startswith("."):
         raise HTTPException(400, f"invalid upload file name {filename!r}")
+    if len(name.encode("utf-8", "surrogateescape")) > 255:  # NAME_MAX: open() would fail with ENAMETOOLONG
+        raise HTTPException(400, f"upload file name {name[:40]!r}... is longer than 255 bytes")
     return name
