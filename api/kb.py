@@ -91,7 +91,8 @@ class KnowledgeBase:
     # ---- reading
 
     def search(self, query: str, k: int = 10) -> list[Hit]:
-        return self.searcher.search(self.snapshot(), query, k)
+        snapshot = self.snapshot()  # first: a missing index is reported before any model loads
+        return self.searcher.search(snapshot, query, k)
 
     def ask(self, query: str, k: int | None = None, backend: str | None = None) -> Answer:
         generator = make_generator(self.settings.generation_config(), backend, self.embedder)

@@ -55,9 +55,10 @@ class ExtractiveGenerator:
         weight = {t: math.log(1 + len(sentences) / (1 + df[t])) for t in question_terms}
         total = sum(weight.values())
         lexical = [sum(weight[t] for t in question_terms & s.terms) / total for s in sentences]
-        if max(lexical) < self.cfg.min_support:
+        similarity = self._similarity(question, sentences)
+        if not self._answers(lexical, similarity):
             return Answer(text=NOT_FOUND, citations=(), hits=tuple(hits), grounded=False)
-        semantic = self._similarity(question, sentences)
+        semantic = similarity if similarity is not None else [0.0] * len(sentences)
         scored = sorted(
             ((lex + self.cfg.semantic_weight * sem - 0.01 * s.hit_rank, s) for lex, sem, s in zip(lexical, semantic, sentences)),
             key=lambda pair: -pair[0],
@@ -74,11 +75,22 @@ class ExtractiveGenerator:
         return Answer(text=" ".join(parts), citations=tuple(citations), hits=tuple(hits), grounded=True)
 
 
-    def _similarity(self, question: str, sentences: list[_Sentence]) -> list[float]:
-        """Cosine of each sentence to the question; zeros without an embedder, or for a question
+    def _answers(self, lexical: list[float], similarity: list[float] | None) -> bool:
+        """Does some sentence answer? One holding enough of the question's term weight that is
+        also about the same thing (the embedder agrees a little), or, for a paraphrase sharing
+        few words, one the embedder finds close in meaning. Without an embedder, terms alone."""
+        if similarity is None:
+            return max(lexical) >= self.cfg.min_support
+        return any(
+            (lex >= self.cfg.min_support and sim >= self.cfg.min_related) or sim >= self.cfg.min_similarity
+            for lex, sim in zip(lexical, similarity)
+        )
+
+    def _similarity(self, question: str, sentences: list[_Sentence]) -> list[float] | None:
+        """Cosine of each sentence to the question; None without an embedder, or for a question
         in a language the embedder does not know (its cosines would be noise)."""
         if self.embedder is None or query_language(question) not in self.embedder.languages:
-            return [0.0] * len(sentences)
+            return None
         vectors = self.embedder.embed([question] + [s.text for s in sentences])
         return [float(v) for v in vectors[1:] @ vectors[0]]
 
@@ -87,6 +99,8 @@ def _sentences(chunk: Chunk, rank: int) -> list[_Sentence]:
     """The sentences of a chunk, never across its block boundaries (a heading has no full stop)."""
     out = []
     for span in chunk.spans:
+        if span.kind == "heading":
+            continue
         block = chunk.text[span.start:span.end]
         for start, end in split_sentences(block):
             terms = frozenset(analyze(block[start:end]))

@@ -29,6 +29,7 @@ class _Piece:
     text: str
     locator: Locator
     tokens: int
+    kind: str = "paragraph"
 
 
 def chunk(document: Document, cfg: ChunkingConfig = ChunkingConfig()) -> list[Chunk]:
@@ -60,7 +61,7 @@ def _by_section(blocks: tuple[Block, ...]) -> Iterator[list[Block]]:
 def _pieces(block: Block, max_tokens: int) -> list[_Piece]:
     tokens = count_tokens(block.text)
     if tokens <= max_tokens:
-        return [_Piece(block.text, block.locator, tokens)]
+        return [_Piece(block.text, block.locator, tokens, block.kind)]
     pieces: list[_Piece] = []
     current: list[tuple[int, int]] = []
     size = 0
@@ -90,7 +91,8 @@ def _sentences_or_slices(text: str, max_tokens: int) -> Iterator[tuple[int, int]
 
 def _sub_piece(block: Block, start: int, end: int, tokens: int) -> _Piece:
     loc = block.locator
-    return _Piece(block.text[start:end], replace(loc, char_start=loc.char_start + start, char_end=loc.char_start + end), tokens)
+    return _Piece(block.text[start:end], replace(loc, char_start=loc.char_start + start, char_end=loc.char_start + end), tokens,
+                  block.kind)
 
 
 def _pack(pieces: list[_Piece], cfg: ChunkingConfig) -> Iterator[list[_Piece]]:
@@ -125,7 +127,8 @@ def _overlap(group: list[_Piece], budget: int) -> list[_Piece]:
         return [] if not kept or size > budget else [last]
     start, end = kept[0][0], kept[-1][1]
     loc = last.locator
-    return [_Piece(last.text[start:end], replace(loc, char_start=loc.char_start + start, char_end=loc.char_start + end), size)]
+    return [_Piece(last.text[start:end], replace(loc, char_start=loc.char_start + start, char_end=loc.char_start + end), size,
+                   last.kind)]
 
 
 def _make_chunk(document: Document, group: list[_Piece], ordinal: int) -> Chunk:
@@ -136,7 +139,7 @@ def _make_chunk(document: Document, group: list[_Piece], ordinal: int) -> Chunk:
         if parts:
             offset += 2
         loc = piece.locator
-        spans.append(Span(offset, offset + len(piece.text), loc.page, loc.line_start, loc.line_end))
+        spans.append(Span(offset, offset + len(piece.text), loc.page, loc.line_start, loc.line_end, piece.kind))
         parts.append(piece.text)
         offset += len(piece.text)
     locs = [p.locator for p in group]

@@ -74,6 +74,7 @@ class Span:
     page: int | None
     line_start: int | None
     line_end: int | None
+    kind: str = "paragraph"  # the block's kind: an answer never quotes a bare "heading"
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,7 @@ def minilm_path() -> Path:
 class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from a local directory, never from the hub."""
 
-    def __init__(self, model_dir: Path, model_id: str, languages: tuple[str, ...] = ("en",), batch_size: int = 32) -> None:
+    def __init__(self, model_dir: Path, model_id: str, languages: tuple[str, ...] = ("en",), batch_size: int = 64) -> None:
         if not (model_dir / "config.json").is_file():
             raise ModelError(f"no embedding model in {model_dir}: expected a local sentence-transformers directory")
         # Offline by design: a hub lookup would hang or fail late on machines without internet.

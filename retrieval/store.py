@@ -230,7 +230,7 @@ def _chunk_to_json(chunk: Chunk) -> dict[str, Any]:
     loc = asdict(chunk.locator)
     loc["bboxes"] = [[b.page, b.x0, b.top, b.x1, b.bottom] for b in chunk.locator.bboxes]
     return {"chunk_id": chunk.chunk_id, "text": chunk.text, "locator": loc,
-            "spans": [[s.start, s.end, s.page, s.line_start, s.line_end] for s in chunk.spans]}
+            "spans": [[s.start, s.end, s.page, s.line_start, s.line_end, s.kind] for s in chunk.spans]}
 
 
 def _chunk_from_json(data: dict[str, Any]) -> Chunk:

@@ -145,3 +145,42 @@ def test_the_embedder_is_not_asked_about_a_language_it_lacks() -> None:
 def test_invalid_extractive_config_raises_config_error(kwargs: dict[str, float]) -> None:
     with pytest.raises(ConfigError):
         ExtractiveConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_heading_is_never_quoted_as_an_answer() -> None:
+    heading, rule = "Warranty", "The warranty lasts 24 months from delivery."
+    text = f"{heading}\n\n{rule}"
+    locator = Locator(doc_id="pm", source="manual.pdf", title="Manual", page=2, page_end=2, section=("Manual", "Warranty"))
+    spans = (Span(0, len(heading), 2, None, None, "heading"), Span(len(heading) + 2, len(text), 2, None, None))
+    chunk = Chunk(chunk_id="pm:3", text=text, locator=locator, spans=spans)
+    answer = ExtractiveGenerator(ExtractiveConfig(max_sentences=2, keep_ratio=0.01)).answer("How long is the warranty?", [hit(chunk)])
+    assert [c.quote for c in answer.citations] == [rule]
+
+
+class _FixedSimilarity:
+    """An embedder whose every sentence has the same cosine to every question."""
+
+    model_id, dim, languages = "test/fixed", 2, ("en",)
+
+    def __init__(self, cosine: float) -> None:
+        self.cosine = cosine
+
+    def embed(self, texts, show_progress=False):  # type: ignore[no-untyped-def]
+        import numpy as np
+
+        other = np.array([self.cosine, (1 - self.cosine**2) ** 0.5], np.float32)
+        return np.array([[1.0, 0.0]] + [other] * (len(texts) - 1), np.float32)
+
+
+@pytest.mark.parametrize(("cosine", "grounded"), [(0.1, False), (0.3, True)])
+def test_shared_terms_answer_only_when_the_embedder_finds_the_sentence_related(cosine: float, grounded: bool) -> None:
+    generator = ExtractiveGenerator(ExtractiveConfig(min_related=0.25, min_similarity=0.5), _FixedSimilarity(cosine))
+    answer = generator.answer(QUESTION, [hit(two_page_chunk())])
+    assert answer.grounded is grounded
+    assert (answer.text == NOT_FOUND) is not grounded
+
+
+def test_a_close_paraphrase_answers_without_shared_terms() -> None:
+    generator = ExtractiveGenerator(ExtractiveConfig(min_similarity=0.5), _FixedSimilarity(0.9))
+    answer = generator.answer("Zebra quokka?", [hit(two_page_chunk())])
+    assert answer.grounded and len(answer.citations) >= 1
