@@ -68,20 +68,27 @@ class FaissIndex:
         if not self.vector_count or k <= 0:
             return []
         params = None
+        allowed = np.zeros(0, np.int64)
         if mask is not None:
             allowed = np.flatnonzero(mask[self._owner]).astype(np.int64)
             if not len(allowed):
                 return []
             params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
-        fetch = min(k * _FETCH_PER_ROW, self.vector_count)
-        scores, ids = self._index.search(query.reshape(1, -1).astype(np.float32), fetch, params=params)
-        best: dict[int, float] = {}
-        for i, s in zip(ids[0], scores[0]):
-            if i >= 0:
-                row = int(self._owner[i])
-                if row not in best:  # results come best first, so the first seen is the row's best
-                    best[row] = float(s)
-        return sorted(best.items(), key=lambda pair: -pair[1])[:k]
+        query = query.reshape(1, -1).astype(np.float32)
+        searchable = self.vector_count if mask is None else len(allowed)
+        fetch = min(k * _FETCH_PER_ROW, searchable)
+        while True:
+            scores, ids = self._index.search(query, fetch, params=params)
+            best: dict[int, float] = {}
+            for i, s in zip(ids[0], scores[0]):
+                if i >= 0:
+                    row = int(self._owner[i])
+                    if row not in best:  # results come best first, so the first seen is the row's best
+                        best[row] = float(s)
+            # A few long chunks can fill the fetched vectors; fetch more until k rows or all.
+            if len(best) >= k or fetch >= searchable:
+                return sorted(best.items(), key=lambda pair: -pair[1])[:k]
+            fetch = min(fetch * 4, searchable)
 
     def save(self, directory: Path) -> None:
         faiss.write_index(self._index, str(directory / "dense.faiss"))

@@ -109,3 +109,17 @@ def test_save_load_round_trip(index: FaissIndex, tmp_path: Path) -> None:
     assert rows(loaded.search(E[0], k=3, mask=np.array([False, False, True]))) == [2]
     loaded.add(E[3:4], np.array([0]), 1)
     assert loaded.search(E[3], k=1) == [(3, pytest.approx(1.0))]
+
+
+def test_a_row_with_many_vectors_does_not_crowd_out_the_others() -> None:
+    import numpy as np
+
+    from citekb.retrieval.dense import FaissIndex
+
+    dim = 4
+    index = FaissIndex(dim)
+    close = np.tile(np.array([[1.0, 0.0, 0.0, 0.0]], np.float32), (50, 1))  # row 0: 50 near-identical sentences
+    others = np.array([[0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]], np.float32)  # rows 1 and 2
+    index.add(np.vstack([close, others]), np.array([0] * 50 + [1, 2]), rows=3)
+    rows = [row for row, _ in index.search(np.array([1.0, 0.1, 0.0, 0.0], np.float32), k=3)]
+    assert rows == [0, 1, 2]
