@@ -21,6 +21,9 @@ from .base import NOT_FOUND
 from .config import ExtractiveConfig
 
 
+_RANK_PENALTY = 0.01  # per rank of the hit a sentence comes from: ties go to the better passage
+
+
 @dataclass(frozen=True, slots=True)
 class _Sentence:
     hit_rank: int
@@ -60,7 +63,7 @@ class ExtractiveGenerator:
             return Answer(text=NOT_FOUND, citations=(), hits=tuple(hits), grounded=False)
         semantic = similarity if similarity is not None else [0.0] * len(sentences)
         scored = sorted(
-            ((lex + self.cfg.semantic_weight * sem - 0.01 * s.hit_rank, s) for lex, sem, s in zip(lexical, semantic, sentences)),
+            ((lex + self.cfg.semantic_weight * sem - _RANK_PENALTY * s.hit_rank, s) for lex, sem, s in zip(lexical, semantic, sentences)),
             key=lambda pair: -pair[0],
         )
         best = scored[0][0]
