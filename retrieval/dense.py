@@ -23,12 +23,19 @@ class FaissIndex:
     def __init__(self, dim: int) -> None:
         self.dim = dim
         self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-        self._owner = np.zeros(0, np.int64)  # row of each vector; vector ids are positions 0..n-1
+        self._owners: list[NDArray[np.int64]] = []  # row of each vector, in blocks; ids are positions 0..n-1
         self._rows = 0
 
     def __len__(self) -> int:
         """Number of rows (chunks)."""
         return self._rows
+
+    @property
+    def _owner(self) -> NDArray[np.int64]:
+        """The row of every vector, concatenated once on first use (not on every add: n^2)."""
+        if len(self._owners) != 1:
+            self._owners = [np.concatenate(self._owners) if self._owners else np.zeros(0, np.int64)]
+        return self._owners[0]
 
     @property
     def vector_count(self) -> int:
@@ -41,7 +48,7 @@ class FaissIndex:
             raise ValueError("each vector needs an owner among the new rows")
         start = self.vector_count
         self._index.add_with_ids(np.ascontiguousarray(vectors, np.float32), np.arange(start, start + len(vectors), dtype=np.int64))
-        self._owner = np.concatenate([self._owner, owners + self._rows])
+        self._owners.append(owners + self._rows)
         self._rows += rows
 
     def vectors(self) -> NDArray[np.float32]:
@@ -59,7 +66,7 @@ class FaissIndex:
         kept = kept[np.argsort(remapped[kept], kind="stable")]
         vectors = self.vectors()[kept]
         self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
-        self._owner = np.zeros(0, np.int64)
+        self._owners = []
         self._rows = 0
         self.add(vectors, remapped[kept], len(rows))
 
@@ -100,5 +107,5 @@ class FaissIndex:
         index = cls(raw.d)
         index._index = raw
         with np.load(directory / "dense_rows.npz") as rows:
-            index._owner, index._rows = rows["owner"], int(rows["rows"])
+            index._owners, index._rows = [rows["owner"]], int(rows["rows"])
         return index

@@ -26,11 +26,27 @@ class Bm25Index:
     def __init__(self, k1: float = 1.5, b: float = 0.75, epsilon: float = 0.25) -> None:
         self.k1, self.b, self.epsilon = k1, b, epsilon
         self._vocab: dict[str, int] = {}
-        self._tf = sp.csr_matrix((0, 0), dtype=np.float32)
+        self._blocks: list[sp.csr_matrix] = []  # row blocks added since the matrix was last stacked
+        self._rows = 0
         self._weights: sp.csc_matrix | None = None
 
     def __len__(self) -> int:
-        return int(self._tf.shape[0])
+        return self._rows
+
+    @property
+    def _tf(self) -> sp.csr_matrix:
+        """Term frequencies, one row per document. Adds are stacked here once, on first use:
+        stacking on every add made indexing n files cost n^2."""
+        if len(self._blocks) != 1 or self._blocks[0].shape[1] != len(self._vocab):
+            width = len(self._vocab)
+            blocks = [sp.csr_matrix((b.data, b.indices, b.indptr), shape=(b.shape[0], width)) for b in self._blocks]
+            self._blocks = [sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, width), dtype=np.float32)]
+        return self._blocks[0]
+
+    @_tf.setter
+    def _tf(self, matrix: sp.csr_matrix) -> None:
+        self._blocks = [matrix.tocsr()]
+        self._rows = int(matrix.shape[0])
 
     def add(self, docs: Sequence[Sequence[str]]) -> None:
         """Append one row per document (its terms, repeats counted)."""
@@ -43,10 +59,8 @@ class Bm25Index:
             rows.extend([i] * len(counts))
             cols.extend(counts)
             vals.extend(counts.values())
-        new = sp.csr_matrix((np.asarray(vals, np.float32), (rows, cols)), shape=(len(docs), len(self._vocab)))
-        old = self._tf
-        old.resize((old.shape[0], len(self._vocab)))
-        self._tf = sp.vstack([old, new], format="csr")
+        self._blocks.append(sp.csr_matrix((np.asarray(vals, np.float32), (rows, cols)), shape=(len(docs), len(self._vocab))))
+        self._rows += len(docs)
         self._weights = None
 
     def keep(self, rows: NDArray[np.int64]) -> None:
