@@ -98,9 +98,11 @@ def cli(verbose: int) -> None:
 @click.option("--index", type=click.Path(path_type=Path), help=INDEX_HELP)
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON on stdout")
 @click.option("--progress/--no-progress", default=None, help="progress bar on stderr (default: when stderr is a terminal)")
+@click.option("--sync", is_flag=True, help="also remove the documents whose files under the folders in PATHS are gone")
 @click.pass_context
 @_guard
-def ingest(ctx: click.Context, paths: tuple[Path, ...], index: Path | None, as_json: bool, progress: bool | None) -> None:
+def ingest(ctx: click.Context, paths: tuple[Path, ...], index: Path | None, as_json: bool, progress: bool | None,
+           sync: bool) -> None:
     """Index the files and folders in PATHS (folders recursively). Exit 1 if any file failed."""
     from citekb.api.http.schemas import IngestResponse
 
@@ -108,20 +110,72 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], index: Path | None, as_j
         if not path.exists():
             raise click.UsageError(f"{path}: no such file or folder")
     kb = _kb(ctx, index)
-    report = kb.ingest(list(paths), show_progress=sys.stderr.isatty() if progress is None else progress)
+    report = kb.ingest(list(paths), show_progress=sys.stderr.isatty() if progress is None else progress, sync=sync)
     if as_json:
         _emit(IngestResponse.from_report(report))
     else:
         for f in report.ingested:
             state = "unchanged" if f.unchanged else f"{f.chunks} chunks"
             click.echo(f"ingested {f.path} ({state}, doc_id {f.doc_id})")
+        for r in report.removed:
+            click.echo(f"removed  {r.path} (file gone, doc_id {r.doc_id})")
         for s in report.skipped:
             click.echo(f"skipped  {s.path}: {s.reason}")
         for e in report.failed:
             click.echo(f"FAILED   {e.path}: {e.error}", err=True)
-        click.echo(f"{len(report.ingested)} ingested, {len(report.skipped)} skipped, {len(report.failed)} failed", err=True)
+        removed = f", {len(report.removed)} removed" if sync else ""
+        click.echo(f"{len(report.ingested)} ingested, {len(report.skipped)} skipped, {len(report.failed)} failed{removed}", err=True)
     if report.failed:
         sys.exit(1)
+
+
+@cli.command()
+@click.option("--index", type=click.Path(path_type=Path), help=INDEX_HELP)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@_guard
+def check(ctx: click.Context, index: Path | None, as_json: bool) -> None:
+    """Verify the index: its stores agree with its chunks and documents, and each document's file
+    is unchanged. Exit 0 if healthy, 1 with the list of problems."""
+    from citekb.api.http.schemas import CheckResponse
+
+    report = _kb(ctx, index).check()
+    if as_json:
+        _emit(CheckResponse.from_report(report))
+    else:
+        click.echo(f"index {report.index}: snapshot {report.snapshot}, {report.documents} documents, {report.chunks} chunks")
+        for p in report.problems:
+            click.echo(f"problem  {p.kind}: {p.message}")
+        if report.problems:
+            fixable = any(p.repairable for p in report.problems)
+            hint = "; `citekb repair` rebuilds the index" if fixable else ""
+            click.echo(f"{len(report.problems)} problem(s){hint}; `citekb ingest DIR --sync` picks up changed and deleted files", err=True)
+        else:
+            click.echo("healthy")
+    if not report.healthy:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--index", type=click.Path(path_type=Path), help=INDEX_HELP)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@_guard
+def repair(ctx: click.Context, index: Path | None, as_json: bool) -> None:
+    """Rebuild what is missing or inconsistent in the index and publish a consistent snapshot:
+    the keyword index from the chunks' text, the dense index by embedding them again, documents
+    with lost chunks from their files. Exit 0 when the index is consistent afterwards."""
+    from citekb.api.http.schemas import RepairResponse
+
+    report = _kb(ctx, index).repair()
+    if as_json:
+        _emit(RepairResponse.from_report(report))
+        return
+    for action in report.actions:
+        click.echo(action)
+    click.echo(f"published snapshot {report.published}" if report.published else "nothing to repair")
+    for p in report.remaining:
+        click.echo(f"left     {p.kind}: {p.message}", err=True)
 
 
 @cli.command()

@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -24,18 +25,77 @@ from citekb.ingest.pipeline import (
     IngestReport,
     default_extractors,
     discover,
-    extract,
 )
+from citekb.ingest.worker import ExtractionWorker
 from citekb.retrieval.indexing import prepare
 from citekb.retrieval.embed import Embedder
 from citekb.retrieval.factory import make_embedder, make_reranker
 from citekb.retrieval.hit import Hit
+from citekb.retrieval.integrity import Problem, SnapshotParts, check_files, check_parts, read_parts, rebuild
 from citekb.retrieval.search import HybridSearcher
 from citekb.retrieval.store import DocumentRecord, IndexStore, Snapshot
 
 from .settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RemovedFile:
+    path: str
+    doc_id: str
+
+
+@dataclass(slots=True)
+class SyncReport(IngestReport):
+    """What an ingest did: the pipeline's IngestReport, plus the documents it removed because
+    their files under a synced folder are gone (always empty without sync)."""
+
+    removed: list[RemovedFile] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class CheckReport:
+    index: Path
+    snapshot: str
+    documents: int  # as docs.json lists them
+    chunks: int  # readable chunks in chunks.jsonl
+    problems: list[Problem]
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
+
+
+@dataclass(slots=True)
+class RepairReport:
+    actions: list[str]  # what was rebuilt, re-ingested or dropped, one line each
+    published: str | None  # the repaired snapshot's name; None when there was nothing to repair
+    dropped: list[RemovedFile]  # documents lost: their chunks were damaged and their files are gone or changed
+    remaining: list[Problem]  # what repair leaves alone: changed or missing files (ingest --sync fixes those)
+
+
+class _CommitSchedule:
+    """When a long ingest publishes the work done so far: after every `files` files that changed
+    the index, or when `seconds` have passed since the last commit (0 turns either off). Each
+    commit rewrites the whole snapshot, so pacing commits by time keeps their cost a bounded
+    share of the ingest."""
+
+    def __init__(self, files: int, seconds: float) -> None:
+        self.files, self.seconds = files, seconds
+        self._pending = 0
+        self._since = time.monotonic()
+
+    def due(self, changed: bool) -> bool:
+        """Count one ingested file; True when the work so far should be committed now."""
+        self._pending += changed
+        now = time.monotonic()
+        enough_files = bool(self.files) and self._pending >= self.files
+        long_enough = bool(self.seconds) and now - self._since >= self.seconds
+        if not self._pending or not (enough_files or long_enough):
+            return False
+        self._pending, self._since = 0, now
+        return True
 
 
 class KnowledgeBase:
@@ -71,13 +131,15 @@ class KnowledgeBase:
             return self._searcher
 
     def snapshot(self) -> Snapshot:
-        """The live snapshot; reloaded when another process (or an upload) has published a newer one."""
+        """The live snapshot; reloaded when another process (or an upload) has published a newer
+        one. Until then, readers keep answering from the one in memory; a snapshot is only ever
+        seen whole, since it is published complete and never changed after."""
         current = self.store.current()
         with self._lock:
             if self._snapshot is None or current != self._snapshot_path:
-                self._snapshot = self.store.load(expect_model_id=self.settings.embedding_model)
-                self._snapshot_path = current
-                log.info("loaded snapshot=%s chunks=%d", current.name, len(self._snapshot.chunks))
+                path, self._snapshot = self.store.load_current(expect_model_id=self.settings.embedding_model)
+                self._snapshot_path = path
+                log.info("loaded snapshot=%s chunks=%d", path.name, len(self._snapshot.chunks))
             return self._snapshot
 
     def warm_up(self) -> None:
@@ -116,24 +178,32 @@ class KnowledgeBase:
             self.store.publish(snapshot)
         return record
 
-    def ingest(self, paths: Sequence[Path], show_progress: bool = False) -> IngestReport:
+    def ingest(self, paths: Sequence[Path], show_progress: bool = False, sync: bool = False) -> SyncReport:
         """Index every supported file under paths. A file that fails is reported and the rest
-        still go in; the index changes once, atomically, at the end."""
+        still go in; a file whose bytes are already indexed costs a hash and nothing more. With
+        sync, documents whose files lay under a folder in paths and are gone are removed (one
+        whose bytes turned up at another path is moved there instead).
+
+        The index changes atomically, at each commit: every Settings.commit_every_files files
+        or commit_every_s seconds, and at the end. A crash loses the work since the last commit;
+        ingesting again picks up from there."""
         files, skipped = discover(paths, self._extractors)
-        report = IngestReport(skipped=skipped)
-        if not files:
+        report = SyncReport(skipped=skipped)
+        folders = [p.resolve() for p in paths if p.is_dir()] if sync else []
+        if not files and not (folders and self.store.exists):
             return report
         cfg = self.settings.ingest_config()
         embedder = self.embedder
-        with self.store.writer():
+        commits = _CommitSchedule(self.settings.commit_every_files, self.settings.commit_every_s)
+        with self.store.writer(), ExtractionWorker(self._extractors) as worker:
             if self.store.exists:
                 snapshot = self.store.load(expect_model_id=self.settings.embedding_model)
             else:
                 snapshot = Snapshot(model_id=embedder.model_id, dim=embedder.dim)
-            changed = False
+            changed = False  # since the last commit
             for path in tqdm(files, desc="ingest", unit="file", disable=not show_progress, file=sys.stderr, leave=False):
                 try:
-                    entry, did_change = self._ingest_file(snapshot, path, cfg, embedder)
+                    entry, did_change = self._ingest_file(snapshot, path, cfg, embedder, worker)
                 except CitekbError as exc:
                     report.failed.append(FailedFile(str(path), str(exc)))
                     log.warning("ingest failed path=%s error=%s", path, exc)
@@ -144,11 +214,84 @@ class KnowledgeBase:
                     continue
                 report.ingested.append(entry)
                 changed = changed or did_change
+                if commits.due(did_change):
+                    self.store.publish(snapshot)
+                    changed = False
+            if folders:
+                changed = self._remove_gone(snapshot, folders, report) or changed
             if changed:
                 self.store.publish(snapshot)
         return report
 
-    def _ingest_file(self, snapshot: Snapshot, path: Path, cfg: IngestConfig, embedder: Embedder) -> tuple[IngestedFile, bool]:
+    def _remove_gone(self, snapshot: Snapshot, folders: Sequence[Path], report: SyncReport) -> bool:
+        """Sync: drop the documents whose files under folders no longer exist, or move one to
+        where this ingest found its bytes. True if the snapshot changed."""
+        found = {entry.doc_id: i for i, entry in enumerate(report.ingested)}
+        gone = {r.doc_id: r for folder in folders for r in snapshot.under(folder) if not Path(r.path).exists()}
+        for doc_id, record in sorted(gone.items(), key=lambda item: item[1].path):
+            if doc_id in found:
+                entry = report.ingested[found[doc_id]]
+                log.info("moved doc_id=%s from=%s to=%s", doc_id, record.path, entry.path)
+                snapshot.relocate(doc_id, Path(entry.path))
+                report.ingested[found[doc_id]] = replace(entry, source=Path(entry.path).name)
+            else:
+                log.info("removed doc_id=%s path=%s: its file is gone", doc_id, record.path)
+                snapshot.remove(doc_id)
+                report.removed.append(RemovedFile(record.path, doc_id))
+        return bool(gone)
+
+    # ---- integrity
+
+    def check(self, files: bool = True) -> CheckReport:
+        """Every problem with the live snapshot (its files, their counts, their agreement) and,
+        with files, with the documents' files (changed or gone). Reads only; takes no lock."""
+
+        def read(directory: Path) -> SnapshotParts:
+            parts = read_parts(directory)
+            if parts.problems and self.store.current() != directory:
+                # A writer published and collected this snapshot while it was read: the problems
+                # are that, not damage. read_current reads the new one.
+                raise FileNotFoundError(f"snapshot {directory.name} was superseded while it was read")
+            return parts
+
+        directory, parts = self.store.read_current(read)
+        problems = check_parts(parts, self.settings.embedding_model)
+        if files and parts.documents is not None:
+            problems += check_files(parts.documents.values())
+        return CheckReport(self.settings.index, directory.name, len(parts.documents or {}), len(parts.chunks), problems)
+
+    def repair(self) -> RepairReport:
+        """Publish a consistent snapshot rebuilt from the live one: stores that disagree with the
+        chunks rebuilt (the dense one re-embedded), chunks of unknown documents dropped, and a
+        document with missing chunks ingested again from its file if that is unchanged, else
+        dropped. Nothing is published when the snapshot is sound; an index made by another
+        embedding model or citekb format raises IndexMismatchError."""
+        self.store.current()  # no index: IndexNotFoundError now, before writer() creates its folder
+        with self.store.writer(), ExtractionWorker(self._extractors) as worker:
+            parts = read_parts(self.store.current())
+            problems = check_parts(parts, self.settings.embedding_model)
+            remaining = check_files(parts.documents.values()) if parts.documents is not None else []
+            if not problems:
+                return RepairReport([], None, [], remaining)
+            rebuilt = rebuild(parts, self.settings.embedding_model, lambda: self.embedder)
+            snapshot, actions, dropped = rebuilt.snapshot, rebuilt.actions, []
+            cfg = self.settings.ingest_config()
+            for record in rebuilt.incomplete:
+                path = Path(record.path)
+                try:
+                    if not path.is_file() or doc_id_for_file(path) != record.doc_id:
+                        raise CitekbError(f"{record.path} is gone or has changed since it was ingested")
+                    self._ingest_file(snapshot, path, cfg, self.embedder, worker)
+                    actions.append(f"ingested {record.path} ({record.doc_id}) again")
+                except CitekbError as exc:
+                    actions.append(f"lost {record.source} ({record.doc_id}): {exc}; ingest its file again")
+                    dropped.append(RemovedFile(record.path, record.doc_id))
+            published = self.store.publish(snapshot)
+        remaining = [p for p in remaining if p.doc_id in snapshot.documents]
+        return RepairReport(actions, published.name, dropped, remaining)
+
+    def _ingest_file(self, snapshot: Snapshot, path: Path, cfg: IngestConfig, embedder: Embedder,
+                     worker: ExtractionWorker) -> tuple[IngestedFile, bool]:
         doc_id = doc_id_for_file(path)
         previous = snapshot.find_path(str(path))
         # The file changed since it was ingested: its old version's doc_id, whose chunks go.
@@ -159,7 +302,7 @@ class KnowledgeBase:
             if stale is not None:
                 snapshot.remove(stale)
             return IngestedFile(str(path), doc_id, known.source, known.pages, known.chunks, unchanged=True), stale is not None
-        document = extract(path, doc_id, cfg, self._extractors)
+        document = worker.extract(path, doc_id, cfg)
         chunks = chunk(document, cfg.chunking)
         rows = prepare(chunks, embedder)
         if stale is not None:
@@ -170,3 +313,4 @@ class KnowledgeBase:
         snapshot.add(record, chunks, rows)
         log.info("ingested doc_id=%s path=%s chunks=%d", doc_id, path, len(chunks))
         return IngestedFile(str(path), doc_id, path.name, document.pages, len(chunks), warnings=document.warnings), True
+

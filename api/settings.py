@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     chunk_overlap: int = 40
     max_file_mb: float = 200
     max_chars_per_file: int = 5_000_000
+    ocr: bool = True  # read image-only PDF pages with rapidocr
+    ingest_timeout_s: float = Field(60, gt=0)  # per file, for extraction (and OCR) in the worker process
+    ingest_max_memory_mb: int = Field(2048, ge=256)  # address-space cap of the extraction worker
 
     bm25_weight: float = 1.0
     dense_weight: float = 1.0
@@ -39,6 +42,12 @@ class Settings(BaseSettings):
 
     max_upload_mb: float = Field(50, gt=0)
 
+    # A long ingest publishes what it has done so far this often (0: never), so a crash loses at
+    # most that much work. Each commit rewrites the whole index, hence time rather than files
+    # by default: the cost stays a bounded share of the ingest however large the index grows.
+    commit_every_files: int = Field(0, ge=0)
+    commit_every_s: float = Field(300, ge=0)
+
     @field_validator("rerank_model")
     @classmethod
     def _model_dir_exists(cls, value: Path | None) -> Path | None:
@@ -52,6 +61,9 @@ class Settings(BaseSettings):
                                     max_block_tokens=self.chunk_tokens),
             max_file_bytes=int(self.max_file_mb * 2**20),
             max_chars_per_file=self.max_chars_per_file,
+            ocr=self.ocr,
+            timeout_s=self.ingest_timeout_s,
+            max_memory_mb=self.ingest_max_memory_mb,
         )
 
     def retrieval_config(self) -> RetrievalConfig:

@@ -43,3 +43,11 @@ class ModelError(CitekbError):
 
 class DocumentNotFoundError(CitekbError):
     pass
+
+
+def reason(exc: BaseException, limit: int = 200) -> str:
+    """A library exception as the reason part of our message: its last non-empty line (some
+    libraries, rapidocr among them, put a whole traceback in the message, which must never
+    reach a user), cut to limit characters; the type's name when the message is empty."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[-1] if lines else type(exc).__name__)[:limit]

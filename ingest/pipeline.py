@@ -82,7 +82,7 @@ def extract(path: Path, doc_id: str, cfg: IngestConfig, extractors: Sequence[Ext
         raise ExtractionError(f"cannot read {path.name}: the file is empty (0 bytes)")
     if size > cfg.max_file_bytes:
         raise ExtractionError(f"cannot read {path.name}: {size / 2**20:.0f} MiB is over the {cfg.max_file_bytes / 2**20:.0f} MiB limit")
-    document = extractor.extract(path, doc_id, max_chars=cfg.max_chars_per_file)
+    document = extractor.extract(path, doc_id, max_chars=cfg.max_chars_per_file, ocr=cfg.ocr)
     if not document.blocks:
         raise ExtractionError(f"cannot index {path.name}: no extractable text (empty, or image-only pages that need OCR)")
     return document

@@ -22,12 +22,21 @@ def index_text(chunk: Chunk) -> str:
     return f"{section}\n{chunk.text}" if section else chunk.text
 
 
+# A chunk of many short sentences (a list, a table, run-on prose) gets its neighbours merged
+# so that it owns at most this many vectors: one 1,000,000-character line was 12,400
+# sentences and three minutes of embedding; capped, a quarter of that. A typical chunk has 7.
+MAX_UNITS_PER_CHUNK = 8
+
+
 def dense_units(chunk: Chunk) -> list[str]:
     """The dense leg's texts: each sentence of each block, so a chunk scores by its best one."""
     units = []
     for span in chunk.spans:
         block = chunk.text[span.start:span.end]
         units.extend(block[a:b] for a, b in split_sentences(block))
+    if len(units) > MAX_UNITS_PER_CHUNK:
+        size = -(-len(units) // MAX_UNITS_PER_CHUNK)
+        units = [" ".join(units[i : i + size]) for i in range(0, len(units), size)]
     return units or [chunk.text]
 
 

@@ -7,7 +7,9 @@
 
 A reader loads the snapshot CURRENT names and keeps it in memory; a writer builds a complete
 new snapshot beside it and only then points CURRENT at it, so a crash at any moment leaves the
-last committed snapshot whole."""
+last committed snapshot whole. What a crash can leave behind is harmless: a `.tmp-*` staging
+folder or an unpublished snapshot is never named by CURRENT and is removed by the next publish,
+and a stale CURRENT.tmp is never read and is overwritten by the next publish."""
 
 from __future__ import annotations
 
@@ -19,10 +21,10 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -37,6 +39,11 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 ANALYZER = "citekb-analyze-1"  # bump when retrieval/analyze.py changes the terms it emits
+# Reads of CURRENT's snapshot before giving up. Each retry follows a publish that happened
+# during the read; one is nearly always enough, a few cover a writer publishing back to back.
+_READ_ATTEMPTS = 5
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -91,6 +98,21 @@ class Snapshot:
     def find_path(self, path: str) -> DocumentRecord | None:
         return next((r for r in self.documents.values() if r.path == path), None)
 
+    def under(self, folder: Path) -> list[DocumentRecord]:
+        """The documents ingested from files inside folder (an absolute path), at any depth."""
+        return [r for r in self.documents.values() if Path(r.path).is_relative_to(folder)]
+
+    def relocate(self, doc_id: str, path: Path) -> DocumentRecord:
+        """Record that doc_id's file now lives at path (moved or renamed, same bytes): its record
+        and its chunks' source name follow; nothing is re-extracted or re-embedded."""
+        record = self.documents.get(doc_id)
+        if record is None:
+            raise DocumentNotFoundError(f"no document with doc_id {doc_id!r} in the index")
+        record.path, record.source = str(path), path.name
+        self.chunks = [replace(c, locator=replace(c.locator, source=path.name)) if c.locator.doc_id == doc_id else c
+                       for c in self.chunks]
+        return record
+
     def manifest(self) -> dict[str, Any]:
         import faiss
 
@@ -111,7 +133,7 @@ class Snapshot:
         self.keyword.save(directory)
         with (directory / "chunks.jsonl").open("w", encoding="utf-8") as f:
             for chunk in self.chunks:
-                f.write(json.dumps(_chunk_to_json(chunk), ensure_ascii=False) + "\n")
+                f.write(json.dumps(chunk_to_json(chunk), ensure_ascii=False) + "\n")
         docs = {doc_id: asdict(r) for doc_id, r in self.documents.items()}
         (directory / "docs.json").write_text(json.dumps(docs, ensure_ascii=False, indent=1), "utf-8")
         # The manifest goes last: a snapshot without one is unfinished and never published.
@@ -130,7 +152,7 @@ class Snapshot:
         snap.dense = FaissIndex.load(directory)
         snap.keyword = Bm25Index.load(directory)
         with (directory / "chunks.jsonl").open(encoding="utf-8") as f:
-            snap.chunks = [_chunk_from_json(json.loads(line)) for line in f]
+            snap.chunks = [chunk_from_json(json.loads(line)) for line in f]
         docs = json.loads((directory / "docs.json").read_text("utf-8"))
         snap.documents = {doc_id: DocumentRecord(**r) for doc_id, r in docs.items()}
         counts = manifest["counts"]
@@ -172,7 +194,30 @@ class IndexStore:
         return self.root / "snapshots" / name
 
     def load(self, expect_model_id: str | None = None) -> Snapshot:
-        return Snapshot.load(self.current(), expect_model_id)
+        return self.load_current(expect_model_id)[1]
+
+    def load_current(self, expect_model_id: str | None = None) -> tuple[Path, Snapshot]:
+        """The live snapshot and the directory it was loaded from."""
+        return self.read_current(lambda directory: Snapshot.load(directory, expect_model_id))
+
+    def read_current(self, read: Callable[[Path], T]) -> tuple[Path, T]:
+        """read(the directory CURRENT names), and that directory. A writer deletes the snapshot it
+        supersedes right after flipping CURRENT, so a reader that read CURRENT just before the
+        flip can find its snapshot's files gone half-way through; when CURRENT has moved since,
+        the read failed for that reason and is done again on the new snapshot."""
+        directory = self.current()
+        for _ in range(_READ_ATTEMPTS - 1):
+            try:
+                return directory, read(directory)
+            # What a vanished file raises: OSError from open and np.load, RuntimeError from faiss,
+            # IndexMismatchError (a CitekbError) for a manifest that is gone.
+            except (OSError, RuntimeError, ValueError, CitekbError):
+                latest = self.current()
+                if latest == directory:
+                    raise
+                log.info("snapshot=%s superseded while reading it; reading snapshot=%s", directory.name, latest.name)
+                directory = latest
+        return directory, read(directory)
 
     @contextlib.contextmanager
     def writer(self) -> Iterator[None]:
@@ -197,10 +242,13 @@ class IndexStore:
         snapshot.save(staging)
         _fsync_tree(staging)
         staging.rename(snapshots / name)
+        _fsync(snapshots)
+        # write_text truncates: a CURRENT.tmp left by a crashed writer is simply overwritten.
         pointer = self.root / "CURRENT.tmp"
         pointer.write_text(name + "\n", "utf-8")
         _fsync(pointer)
         os.replace(pointer, self.root / "CURRENT")
+        _fsync(self.root)  # the rename itself survives a power cut, not only a killed process
         self._collect(keep=name)
         log.info("published snapshot=%s chunks=%d documents=%d", name, len(snapshot.chunks), len(snapshot.documents))
         return snapshots / name
@@ -226,14 +274,14 @@ def _fsync_tree(directory: Path) -> None:
     _fsync(directory)
 
 
-def _chunk_to_json(chunk: Chunk) -> dict[str, Any]:
+def chunk_to_json(chunk: Chunk) -> dict[str, Any]:
     loc = asdict(chunk.locator)
     loc["bboxes"] = [[b.page, b.x0, b.top, b.x1, b.bottom] for b in chunk.locator.bboxes]
     return {"chunk_id": chunk.chunk_id, "text": chunk.text, "locator": loc,
             "spans": [[s.start, s.end, s.page, s.line_start, s.line_end, s.kind] for s in chunk.spans]}
 
 
-def _chunk_from_json(data: dict[str, Any]) -> Chunk:
+def chunk_from_json(data: dict[str, Any]) -> Chunk:
     loc = dict(data["locator"])
     loc["section"] = tuple(loc["section"])
     loc["bboxes"] = tuple(BBox(*b) for b in loc["bboxes"])

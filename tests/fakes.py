@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
+import threading
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
+from citekb.ingest.document import Document
+from citekb.ingest.extract.markdown import MarkdownExtractor
 from citekb.retrieval.analyze import analyze
 from citekb.retrieval.hit import Hit
 
@@ -63,3 +69,47 @@ class ReversingReranker:
         self.seen.append([h.chunk.chunk_id for h in hits])
         rescored = [replace(h, score=float(i), scores={**h.scores, "rerank": float(i)}) for i, h in enumerate(hits)]
         return sorted(rescored, key=lambda h: -h.score)[:k]
+
+
+# --------------------------------------------------------------------------- misbehaving extractors
+# For the extraction worker's tests. They run in the worker's child process, which imports this
+# module by name when it unpickles them, so they are plain module-level classes.
+
+
+class HangingExtractor:
+    """Never returns: blocks on an event nobody sets, as a parser stuck in a loop would."""
+
+    suffixes = (".hang",)
+
+    def extract(self, path: Path, doc_id: str, max_chars: int | None = None, ocr: bool = True) -> Document:
+        threading.Event().wait()
+        raise AssertionError("unreachable")
+
+
+class MemoryHungryExtractor:
+    """Asks for 1 GiB at once: fine on the test machine, over any max_memory_mb a test sets."""
+
+    suffixes = (".hungry",)
+
+    def extract(self, path: Path, doc_id: str, max_chars: int | None = None, ocr: bool = True) -> Document:
+        blob = bytearray(2**30)
+        raise AssertionError(f"allocated {len(blob)} bytes under the memory limit")
+
+
+class CrashingExtractor:
+    """Ends its process at once, with no Python cleanup, as a crash in a C library would."""
+
+    suffixes = (".crash",)
+
+    def extract(self, path: Path, doc_id: str, max_chars: int | None = None, ocr: bool = True) -> Document:
+        os._exit(70)
+
+
+class LoggingExtractor:
+    """Logs a warning naming the file, then reads it as Markdown."""
+
+    suffixes = (".logged",)
+
+    def extract(self, path: Path, doc_id: str, max_chars: int | None = None, ocr: bool = True) -> Document:
+        logging.getLogger("citekb.tests.logging_extractor").warning("odd file path=%s", path.name)
+        return MarkdownExtractor().extract(path, doc_id, max_chars)

@@ -8,8 +8,9 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from citekb.generation.answer import Answer, Citation
 from citekb.ingest.document import Locator
-from citekb.ingest.pipeline import IngestReport
+from citekb.api.kb import CheckReport, RepairReport, SyncReport
 from citekb.retrieval.hit import Hit
+from citekb.retrieval.integrity import Problem
 from citekb.retrieval.store import DocumentRecord
 
 
@@ -62,9 +63,10 @@ def _not_blank(query: str) -> str:
 Query = Annotated[str, Field(min_length=1, max_length=4000), AfterValidator(_not_blank)]
 
 
+# k is strict: the schema says integer, so JSON true, 5.5 or "5" is a 422, not read as 1 or 5.
 class SearchRequest(BaseModel):
     query: Query
-    k: int = Field(10, ge=1, le=100)
+    k: int = Field(10, ge=1, le=100, strict=True)
 
 
 class SearchResponse(BaseModel):
@@ -73,7 +75,7 @@ class SearchResponse(BaseModel):
 
 class AskRequest(BaseModel):
     query: Query
-    k: int | None = Field(None, ge=1, le=100, description="passages retrieved for the answer (default: server setting)")
+    k: int | None = Field(None, ge=1, le=100, strict=True, description="passages retrieved for the answer (default: server setting)")
     backend: str | None = Field(None, description="answer backend (default: server setting)")
 
 
@@ -129,19 +131,64 @@ class FailedOut(BaseModel):
     error: str
 
 
+class RemovedOut(BaseModel):
+    path: str
+    doc_id: str
+
+
 class IngestResponse(BaseModel):
     ingested: list[IngestedOut]
     skipped: list[SkippedOut]
     failed: list[FailedOut]
+    removed: list[RemovedOut] = Field(description="documents removed because their files are gone (ingest --sync)")
 
     @classmethod
-    def from_report(cls, report: IngestReport) -> IngestResponse:
+    def from_report(cls, report: SyncReport) -> IngestResponse:
         return cls(
             ingested=[IngestedOut(path=f.path, doc_id=f.doc_id, source=f.source, pages=f.pages, chunks=f.chunks,
                                   unchanged=f.unchanged, warnings=list(f.warnings)) for f in report.ingested],
             skipped=[SkippedOut(path=s.path, reason=s.reason) for s in report.skipped],
             failed=[FailedOut(path=f.path, error=f.error) for f in report.failed],
+            removed=[RemovedOut(path=r.path, doc_id=r.doc_id) for r in report.removed],
         )
+
+
+class ProblemOut(BaseModel):
+    kind: str
+    message: str
+    doc_id: str | None
+    path: str | None
+
+
+class CheckResponse(BaseModel):
+    healthy: bool
+    index: str
+    snapshot: str
+    documents: int
+    chunks: int
+    problems: list[ProblemOut]
+
+    @classmethod
+    def from_report(cls, report: CheckReport) -> CheckResponse:
+        return cls(healthy=report.healthy, index=str(report.index), snapshot=report.snapshot, documents=report.documents,
+                   chunks=report.chunks, problems=[_problem_out(p) for p in report.problems])
+
+
+class RepairResponse(BaseModel):
+    published: str | None = Field(description="the repaired snapshot; null when nothing needed repair")
+    actions: list[str]
+    dropped: list[RemovedOut]
+    remaining: list[ProblemOut] = Field(description="changed or missing files, which `ingest --sync` fixes")
+
+    @classmethod
+    def from_report(cls, report: RepairReport) -> RepairResponse:
+        return cls(published=report.published, actions=report.actions,
+                   dropped=[RemovedOut(path=r.path, doc_id=r.doc_id) for r in report.dropped],
+                   remaining=[_problem_out(p) for p in report.remaining])
+
+
+def _problem_out(problem: Problem) -> ProblemOut:
+    return ProblemOut(kind=problem.kind, message=problem.message, doc_id=problem.doc_id, path=problem.path)
 
 
 class DeleteResponse(BaseModel):

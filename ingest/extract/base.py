@@ -14,10 +14,11 @@ from ..errors import ExtractionError, UnsupportedFormatError
 class Extractor(Protocol):
     suffixes: tuple[str, ...]
 
-    def extract(self, path: Path, doc_id: str, max_chars: int | None = None) -> Document:
+    def extract(self, path: Path, doc_id: str, max_chars: int | None = None, ocr: bool = True) -> Document:
         """The file's blocks in reading order; raises ExtractionError when it cannot be read or
         holds more than max_chars characters of text (checked as it goes, so a decompression
-        bomb is stopped early rather than read whole)."""
+        bomb is stopped early rather than read whole). ocr: whether pictures of text (scanned
+        pages) may be read by OCR; formats without such pages ignore it."""
         ...
 
 

@@ -14,28 +14,37 @@ from docx.table import Table
 from docx.text.paragraph import Paragraph
 
 from ..document import Document
-from ..errors import ExtractionError
+from ..errors import ExtractionError, reason
 from .base import DocumentBuilder, HeadingPath
 
 _HEADING_STYLE = re.compile(r"^(?:heading|标题)\s*(\d)$", re.I)
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # encrypted OOXML (and old .doc) live in an OLE container
+# A zip bomb is refused from the zip directory, before anything is inflated: python-docx loads
+# every part into memory and parses word/document.xml into a tree of ~8 bytes per byte of XML
+# (32 MiB of XML: 0.8 s and 250 MiB). Both limits must be passed: a large document full of
+# photos has a large total but a ratio near 1, and a small file may well compress 50 times.
+MAX_UNZIPPED_BYTES = 100 * 2**20
+MAX_UNZIP_RATIO = 50
+MAX_PARTS = 10_000  # real documents have tens to hundreds
 
 
 class DocxExtractor:
     suffixes = (".docx",)
 
-    def extract(self, path: Path, doc_id: str, max_chars: int | None = None) -> Document:
+    def extract(self, path: Path, doc_id: str, max_chars: int | None = None, ocr: bool = True) -> Document:
         with path.open("rb") as f:
             magic = f.read(8)
         if magic == _OLE_MAGIC:
             raise ExtractionError(f"cannot read {path.name}: the document is password-protected or an old binary .doc")
         if not zipfile.is_zipfile(path):
             raise ExtractionError(f"cannot read {path.name}: not a DOCX file (not a zip archive)")
+        _check_unzipped_size(path)
         try:
             document = docx.Document(str(path))
+        except MemoryError:
+            raise
         except Exception as exc:  # python-docx raises KeyError, ValueError, lxml errors for broken packages
-            reason = str(exc).strip() or type(exc).__name__
-            raise ExtractionError(f"cannot read {path.name}: not a valid DOCX package ({reason[:200]})") from exc
+            raise ExtractionError(f"cannot read {path.name}: not a valid DOCX package ({reason(exc)})") from exc
         builder = DocumentBuilder(doc_id=doc_id, source=path.name, title=(document.core_properties.title or "").strip(),
                                   max_chars=max_chars)
         pager = _Pager()
@@ -54,6 +63,27 @@ class DocxExtractor:
                 builder.add("\n".join(r for r in rows if r.strip()), kind="table", page=pager.page, section=headings.path)
                 pager.saw_text()
         return builder.build(pages=pager.page, fallback_title=path.stem)
+
+
+def _check_unzipped_size(path: Path) -> None:
+    """Refuses a DOCX whose parts would unpack to far more than the file holds (a zip bomb).
+    The sizes come from the zip directory; zipfile never inflates a part past its stated size."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            parts = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ExtractionError(f"cannot read {path.name}: not a valid DOCX package ({reason(exc)})") from exc
+    if len(parts) > MAX_PARTS:
+        raise ExtractionError(f"cannot read {path.name}: the package has {len(parts):,} parts (at most {MAX_PARTS:,}); refused as a likely zip bomb")
+    total = sum(part.file_size for part in parts)
+    size = max(path.stat().st_size, 1)
+    if total > MAX_UNZIPPED_BYTES and total > MAX_UNZIP_RATIO * size:
+        largest = max(parts, key=lambda part: part.file_size)
+        raise ExtractionError(
+            f"cannot read {path.name}: its {size / 2**20:.1f} MiB unpack to {total / 2**20:,.0f} MiB "
+            f"({largest.filename}: {largest.file_size / 2**20:,.0f} MiB), over {MAX_UNZIP_RATIO}x and "
+            f"{MAX_UNZIPPED_BYTES // 2**20} MiB; refused as a likely zip bomb"
+        )
 
 
 class _Pager:

@@ -9,11 +9,15 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from ..document import Document
-from ..errors import ExtractionError
+from ..errors import ExtractionError, reason
 from .base import DocumentBuilder, HeadingPath
 
 _TAG = re.compile(r"<[^>]*>")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")
+# YAML front matter (Jekyll, Hugo, Pandoc): "---" on the first line, a non-blank line next
+# (Pandoc's rule, so a leading thematic break is left alone), closed by "---" or "...".
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(?=[ \t]*\S)(.*?)^(?:---|\.\.\.)[ \t]*\r?$", re.S | re.M)
+_FRONT_TITLE = re.compile(r"^title:[ \t]*(.+?)[ \t\r]*$", re.M)
 
 
 class MarkdownExtractor:
@@ -22,7 +26,11 @@ class MarkdownExtractor:
     def __init__(self) -> None:
         self._md = MarkdownIt("commonmark").enable("table")
 
-    def extract(self, path: Path, doc_id: str, max_chars: int | None = None) -> Document:
+    def __reduce__(self) -> tuple[type[MarkdownExtractor], tuple[()]]:
+        # Sent to the extraction worker by pickle; the parser holds modules, so it is rebuilt there.
+        return (MarkdownExtractor, ())
+
+    def extract(self, path: Path, doc_id: str, max_chars: int | None = None, ocr: bool = True) -> Document:
         raw = path.read_bytes()
         try:
             source = raw.decode("utf-8-sig")
@@ -31,12 +39,15 @@ class MarkdownExtractor:
             # Keep the good text: one bad byte should not cost the whole document.
             source = raw.decode("utf-8-sig", errors="replace")
             warnings = [f"{path.name}: invalid UTF-8 at byte {exc.start}; bad bytes replaced"]
+        source, title = _strip_front_matter(source)
         lines = source.splitlines()
-        builder = DocumentBuilder(doc_id=doc_id, source=path.name, warnings=warnings, max_chars=max_chars)
+        builder = DocumentBuilder(doc_id=doc_id, source=path.name, title=title, warnings=warnings, max_chars=max_chars)
         try:
             tokens = self._md.parse(source)
+        except MemoryError:
+            raise
         except Exception as exc:  # markdown-it should not fail, but one odd file must not stop a batch
-            raise ExtractionError(f"cannot read {path.name}: Markdown parser failed ({exc})") from exc
+            raise ExtractionError(f"cannot read {path.name}: Markdown parser failed ({reason(exc)})") from exc
         headings = HeadingPath()
         for i, token in enumerate(tokens):
             if token.map is None or token.level != 0 and token.type not in ("paragraph_open", "fence", "code_block"):
@@ -59,6 +70,17 @@ class MarkdownExtractor:
             elif token.type == "html_block":
                 builder.add(_TAG.sub(" ", token.content), section=headings.path, line_start=first, line_end=last)
         return builder.build(pages=None, fallback_title=path.stem)
+
+
+def _strip_front_matter(source: str) -> tuple[str, str]:
+    """The source with its front matter blanked out, and the front matter's title ("" if none).
+    Blank lines stand in for the block, so the line numbers of everything after stay true;
+    left in, markdown-it reads "title: ...\n---" as a heading."""
+    match = _FRONT_MATTER.match(source)
+    if match is None:
+        return source, ""
+    title = _FRONT_TITLE.search(match.group(1))
+    return "\n" * match.group(0).count("\n") + source[match.end():], title.group(1).strip("\"'") if title else ""
 
 
 def _inline_text(token: Token) -> str:

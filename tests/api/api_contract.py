@@ -21,7 +21,7 @@ OTHER_HASH_MODEL = "test/other-hash-embedder"  # a second fake, to build an inde
 LOCATED_FIELDS = {"doc_id", "source", "title", "page", "page_end", "section", "line_start", "line_end", "chunk_id", "text"}
 HIT_FIELDS = LOCATED_FIELDS | {"score"}
 CITATION_FIELDS = LOCATED_FIELDS | {"n"}
-INGEST_FIELDS = {"ingested", "skipped", "failed"}
+INGEST_FIELDS = {"ingested", "skipped", "failed", "removed"}
 INGESTED_FIELDS = {"path", "doc_id", "source", "pages", "chunks", "unchanged"}
 
 # Questions about the tiny corpus (tests/tiny_docs.py) and where their answers are printed.

@@ -125,7 +125,7 @@ def test_when_every_file_fails_no_index_is_created(run_cli: RunCli, tmp_path: Pa
     index = tmp_path / "idx"
     result = ingest(run_cli, index, bad)
     assert result.exit_code == 1
-    assert result.json() == {"ingested": [], "skipped": [], "failed": [{"path": str(bad.resolve()), "error": result.json()["failed"][0]["error"]}]}
+    assert result.json() == {"ingested": [], "skipped": [], "failed": [{"path": str(bad.resolve()), "error": result.json()["failed"][0]["error"]}], "removed": []}
     assert "bad.pdf" in result.json()["failed"][0]["error"]
     assert not (index / "CURRENT").exists()
 

@@ -295,7 +295,7 @@ def test_unreadable_uploads_are_failed_entries_not_errors(client: TestClient, na
 def test_an_unsupported_upload_is_skipped(client: TestClient, index_dir: Path) -> None:
     report = upload(client, ("notes.txt", b"plain text")).json()
     assert report == {
-        "ingested": [], "failed": [],
+        "ingested": [], "failed": [], "removed": [],
         "skipped": [{"path": str((index_dir / "uploads" / "notes.txt").resolve()), "reason": "unsupported file type '.txt'"}],
     }
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import random
 import zipfile
 from pathlib import Path
 
@@ -157,4 +158,44 @@ def test_zip_without_a_word_document_raises_extraction_error(tmp_path: Path) -> 
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("hello.txt", "not a word document")
     with pytest.raises(ExtractionError, match=r"^cannot read archive\.docx: not a valid DOCX package"):
+        DocxExtractor().extract(path, "x")
+
+
+def _docx_with(tmp_path: Path, name: str, padding: int = 0, extra_parts: dict[str, bytes] | None = None) -> Path:
+    """A one-paragraph DOCX; padding spaces inside word/document.xml (they compress ~1000x)."""
+    plain = tmp_path / "plain.docx"
+    document = docx.Document()
+    document.add_paragraph("Glaze recipes are kept in the blue binder.")
+    document.save(str(plain))
+    path = tmp_path / name
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "word/document.xml":
+                data = data.replace(b"</w:body>", b" " * padding + b"</w:body>")
+            dst.writestr(item.filename, data)
+        for part, data in (extra_parts or {}).items():
+            dst.writestr(part, data)
+    return path
+
+
+def test_a_zip_bomb_is_refused_from_the_zip_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("citekb.ingest.extract.docx.MAX_UNZIPPED_BYTES", 2**20)
+    path = _docx_with(tmp_path, "bomb.docx", padding=3 * 2**20)
+    with pytest.raises(ExtractionError, match=r"^cannot read bomb\.docx: its 0\.0 MiB unpack to \d MiB \(word/document\.xml: 3 MiB\), "
+                                              r"over 50x and 1 MiB; refused as a likely zip bomb$"):
+        DocxExtractor().extract(path, "x")
+
+
+def test_a_large_document_that_does_not_compress_much_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("citekb.ingest.extract.docx.MAX_UNZIPPED_BYTES", 2**20)
+    photo = random.Random(7).randbytes(3 * 2**20)  # over the size limit, but only ~1x compressed
+    path = _docx_with(tmp_path, "photos.docx", extra_parts={"word/media/photo.bin": photo})
+    assert [b.text for b in DocxExtractor().extract(path, "x").blocks] == ["Glaze recipes are kept in the blue binder."]
+
+
+def test_a_package_with_too_many_parts_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("citekb.ingest.extract.docx.MAX_PARTS", 30)
+    path = _docx_with(tmp_path, "parts.docx", extra_parts={f"junk/{i}.xml": b"<a/>" for i in range(40)})
+    with pytest.raises(ExtractionError, match=r"^cannot read parts\.docx: the package has \d+ parts \(at most 30\)"):
         DocxExtractor().extract(path, "x")

@@ -91,3 +91,23 @@ def test_invalid_utf8_keeps_the_good_text_and_warns(tmp_path: Path) -> None:
     document = extract(tmp_path, b"# T\n\ngood \xff text\n", name="bad.md")  # 0xff is byte 10
     assert [b.text for b in document.blocks] == ["T", "good \ufffd text"]
     assert document.warnings == ("bad.md: invalid UTF-8 at byte 10; bad bytes replaced",)
+
+
+def test_yaml_front_matter_is_skipped_its_title_kept_and_line_numbers_stay_true(tmp_path: Path) -> None:
+    source = "---\ntitle: \"Kiln Manual\"\ntags: [a, b]\n---\n\n# Firing\n\nRamp slowly.\n"
+    document = extract(tmp_path, source)
+    assert document.title == "Kiln Manual"
+    assert [(b.kind, b.text, b.locator.line_start, b.locator.line_end, b.locator.section) for b in document.blocks] == [
+        ("heading", "Firing", 6, 6, ("Firing",)),
+        ("paragraph", "Ramp slowly.", 8, 8, ("Firing",)),
+    ]
+
+
+def test_front_matter_with_crlf_and_a_dots_close(tmp_path: Path) -> None:
+    document = extract(tmp_path, "---\r\nauthor: x\r\n...\r\nBody text.\r\n")
+    assert [(b.text, b.locator.line_start) for b in document.blocks] == [("Body text.", 4)]
+
+
+def test_a_leading_rule_followed_by_a_blank_line_is_not_front_matter(tmp_path: Path) -> None:
+    document = extract(tmp_path, "---\n\nFirst paragraph.\n\n---\n\nSecond.\n")
+    assert [(b.text, b.locator.line_start) for b in document.blocks] == [("First paragraph.", 3), ("Second.", 7)]

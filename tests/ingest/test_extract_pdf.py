@@ -130,3 +130,12 @@ def test_corrupt_pdf_raises_extraction_error_naming_the_file(tmp_path: Path, dat
     path.write_bytes(data)
     with pytest.raises(ExtractionError, match=r"^cannot read broken\.pdf: "):
         PdfExtractor().extract(path, "broken")
+
+
+def test_the_character_budget_is_checked_before_a_page_is_laid_out(pdf_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_layout(page: object, number: int) -> list[object]:
+        raise AssertionError(f"page {number} was laid out although its characters are over the budget")
+
+    monkeypatch.setattr("citekb.ingest.extract.pdf._page_lines", no_layout)
+    with pytest.raises(ExtractionError, match=r"^cannot index field_guide\.pdf: more than 50 characters of text \(the per-file limit\)$"):
+        PdfExtractor().extract(pdf_path, "x", max_chars=50)

@@ -53,7 +53,8 @@ def first_ingest(workdir: Path) -> subprocess.CompletedProcess[str]:
 def test_ingest_json_with_a_failed_file_exits_1_and_prints_only_the_report(workdir: Path, first_ingest: subprocess.CompletedProcess[str]) -> None:
     assert first_ingest.returncode == 1, first_ingest.stderr
     report = only_json(first_ingest.stdout)
-    assert set(report) == {"ingested", "skipped", "failed"}
+    assert set(report) == {"ingested", "skipped", "failed", "removed"}
+    assert report["removed"] == []
     good = workdir / "docs" / "security.md"
     assert [(e["path"], e["doc_id"], e["unchanged"]) for e in report["ingested"]] == [(str(good.resolve()), doc_id_for_file(good), False)]
     assert [f["path"] for f in report["failed"]] == [str((workdir / "docs" / "bad.pdf").resolve())]

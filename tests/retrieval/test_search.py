@@ -126,3 +126,14 @@ def test_invalid_retrieval_config_raises_config_error() -> None:
                    {"fusion": "max"}):
         with pytest.raises(ConfigError):
             RetrievalConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_chunk_of_many_sentences_owns_at_most_the_cap_of_dense_vectors() -> None:
+    from citekb.ingest.document import Chunk, Locator, Span
+    from citekb.retrieval.indexing import MAX_UNITS_PER_CHUNK, dense_units
+
+    text = " ".join(f"Sentence number {i} ends here." for i in range(30))
+    chunk = Chunk("d:0", text, Locator(doc_id="d", source="d.md", title="D"), (Span(0, len(text), None, 1, 1),))
+    units = dense_units(chunk)
+    assert len(units) == MAX_UNITS_PER_CHUNK
+    assert " ".join(units) == text  # every sentence kept, in order
