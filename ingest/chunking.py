@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from .config import ChunkingConfig
-from .document import Block, Chunk, Document, Locator, Span
+from .document import Block, Chunk, Document, Locator, Span, covering
 from .ids import chunk_id
 from .sentences import split_sentences
 
@@ -143,15 +143,9 @@ def _make_chunk(document: Document, group: list[_Piece], ordinal: int) -> Chunk:
         parts.append(piece.text)
         offset += len(piece.text)
     locs = [p.locator for p in group]
-    pages = [loc.page for loc in locs if loc.page is not None]
-    firsts = [loc.line_start for loc in locs if loc.line_start is not None]
-    lasts = [loc.line_end for loc in locs if loc.line_end is not None]
     locator = replace(
         locs[-1],
-        page=min(pages) if pages else None,
-        page_end=max(pages) if pages else None,
-        line_start=min(firsts) if firsts else None,
-        line_end=max(lasts) if lasts else None,
+        **covering(locs),
         char_start=locs[0].char_start,
         char_end=locs[-1].char_end,
         bboxes=tuple(b for loc in locs for b in loc.bboxes),

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 
@@ -89,16 +90,24 @@ class Chunk:
         inside = [s for s in self.spans if s.start < end and start < s.end] or list(self.spans)
         if not inside:
             return self.locator
-        pages = [s.page for s in inside if s.page is not None]
-        firsts = [s.line_start for s in inside if s.line_start is not None]
-        lasts = [s.line_end for s in inside if s.line_end is not None]
+        pages = {s.page for s in inside}
         return replace(
             self.locator,
-            page=min(pages) if pages else None,
-            page_end=max(pages) if pages else None,
-            line_start=min(firsts) if firsts else None,
-            line_end=max(lasts) if lasts else None,
+            **covering(inside),
             char_start=self.locator.char_start + inside[0].start,
             char_end=self.locator.char_start + inside[-1].end,
             bboxes=tuple(b for b in self.locator.bboxes if b.page in pages),
         )
+
+
+def covering(parts: Sequence[Span | Locator]) -> dict[str, int | None]:
+    """page..page_end and line_start..line_end covering every part (None where none has one)."""
+    pages = [p.page for p in parts if p.page is not None]
+    firsts = [p.line_start for p in parts if p.line_start is not None]
+    lasts = [p.line_end for p in parts if p.line_end is not None]
+    return {
+        "page": min(pages) if pages else None,
+        "page_end": max(pages) if pages else None,
+        "line_start": min(firsts) if firsts else None,
+        "line_end": max(lasts) if lasts else None,
+    }
