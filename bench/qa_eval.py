@@ -16,7 +16,6 @@ import importlib.util
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from citekb.api.evaluate import latency_summary, rank_metrics
 from citekb.api.kb import KnowledgeBase
 from citekb.api.settings import Settings
 from citekb.ingest.document import Locator
@@ -48,11 +48,6 @@ def load_scorer() -> ModuleType:
 def as_item(loc: Locator, text: str = "") -> dict[str, Any]:
     return {"source": loc.source, "page": loc.page, "page_end": loc.page_end, "line_start": loc.line_start,
             "line_end": loc.line_end, "section": loc.section_path, "text": text}
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
 
 
 def main() -> None:
@@ -100,13 +95,11 @@ def main() -> None:
                 ranks[q["lang"]].append(score.first_rank(items, lambda it: any(score.location_matches(it, g) for g in q["gold"])))
             leg_results: dict[str, Any] = {}
             for lang, rs in sorted(ranks.items()):
-                n = len(rs)
-                m: dict[str, Any] = {f"hit@{k}": round(sum(r is not None and r <= k for r in rs) / n, 3) for k in (1, 5, 10)}
-                m["mrr@10"] = round(sum(1 / r for r in rs if r is not None) / n, 3)
-                m["n"] = n
+                m: dict[str, Any] = {name: round(v, 3) for name, v in rank_metrics(rs).items()}
+                m["n"] = len(rs)
                 leg_results[lang] = m
                 print(f"search {leg:7} {lang}: " + "  ".join(f"{k} {v}" for k, v in m.items()))
-            leg_results["latency_ms"] = {"p50": round(statistics.median(latency), 1), "p95": round(pct(latency, 95), 1)}
+            leg_results["latency_ms"] = {name: round(v, 1) for name, v in latency_summary(latency).items()}
             print(f"search {leg:7} latency ms p50 {leg_results['latency_ms']['p50']} p95 {leg_results['latency_ms']['p95']}")
             results[f"search_{leg}"] = leg_results
         sample = questions[:: args.ask] if args.ask else questions
@@ -131,7 +124,7 @@ def main() -> None:
                 "f1": round(sum(f for _, f, _ in vals) / len(vals), 3),
             }
             print(f"ask {lang}: " + "  ".join(f"{k} {v}" for k, v in ask_results[lang].items()))
-        ask_results["latency_ms"] = {"p50": round(statistics.median(latency), 1), "p95": round(pct(latency, 95), 1)}
+        ask_results["latency_ms"] = {name: round(v, 1) for name, v in latency_summary(latency).items()}
         print(f"ask latency ms p50 {ask_results['latency_ms']['p50']} p95 {ask_results['latency_ms']['p95']}")
         results["ask"] = ask_results
     if args.json:
