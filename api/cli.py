@@ -3,25 +3,16 @@ codes here only: 0 ok, 1 an error (or, for ingest, some files failed), 2 a usage
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
-from pydantic import BaseModel, ValidationError
 
 from citekb import __version__
-from citekb.ingest.errors import CitekbError
-
-log = logging.getLogger("citekb.cli")
-F = TypeVar("F", bound=Callable[..., Any])
-
-INDEX_HELP = "index directory (default: $CITEKB_INDEX, else ./.citekb)"
+from citekb.api.cli_support import INDEX_HELP, emit, guard, open_kb
 
 
 def _configure_logging(verbose: int) -> None:
@@ -40,51 +31,6 @@ def _configure_logging(verbose: int) -> None:
         transformers.utils.logging.disable_progress_bar()
 
 
-def _kb(ctx: click.Context, index: Path | None, **overrides: Any):  # type: ignore[no-untyped-def]
-    from citekb.api.kb import KnowledgeBase
-    from citekb.api.settings import Settings
-
-    values = {k: v for k, v in overrides.items() if v is not None}
-    if index is not None:
-        values["index"] = index
-    try:
-        settings = Settings(**values)
-    except ValidationError as exc:
-        raise click.UsageError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
-    return KnowledgeBase(settings)
-
-
-def _emit(model: BaseModel) -> None:
-    click.echo(json.dumps(model.model_dump(mode="json"), ensure_ascii=False, indent=1))
-
-
-def _guard(fn: F) -> F:
-    """The boundary: a CitekbError is a message and exit 1; anything else is logged with its
-    traceback (shown with -vv) and reported in one line, never as a traceback."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise
-        except CitekbError as exc:
-            click.echo(f"citekb: error: {exc}", err=True)
-            sys.exit(1)
-        except FileNotFoundError as exc:
-            click.echo(f"citekb: error: {exc}", err=True)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("citekb: interrupted; the index is unchanged since its last commit", err=True)
-            sys.exit(130)
-        except Exception as exc:
-            log.debug("unexpected error", exc_info=True)
-            click.echo(f"citekb: internal error: {type(exc).__name__}: {exc} (run with -vv for details)", err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="citekb")
 @click.option("-v", "--verbose", count=True, help="more logging on stderr (-vv: debug)")
@@ -100,7 +46,7 @@ def cli(verbose: int) -> None:
 @click.option("--progress/--no-progress", default=None, help="progress bar on stderr (default: when stderr is a terminal)")
 @click.option("--sync", is_flag=True, help="also remove the documents whose files under the folders in PATHS are gone")
 @click.pass_context
-@_guard
+@guard
 def ingest(ctx: click.Context, paths: tuple[Path, ...], index: Path | None, as_json: bool, progress: bool | None,
            sync: bool) -> None:
     """Index the files and folders in PATHS (folders recursively). Exit 1 if any file failed."""
@@ -109,10 +55,10 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], index: Path | None, as_j
     for path in paths:
         if not path.exists():
             raise click.UsageError(f"{path}: no such file or folder")
-    kb = _kb(ctx, index)
+    kb = open_kb(ctx, index)
     report = kb.ingest(list(paths), show_progress=sys.stderr.isatty() if progress is None else progress, sync=sync)
     if as_json:
-        _emit(IngestResponse.from_report(report))
+        emit(IngestResponse.from_report(report))
     else:
         for f in report.ingested:
             state = "unchanged" if f.unchanged else f"{f.chunks} chunks"
@@ -133,15 +79,15 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], index: Path | None, as_j
 @click.option("--index", type=click.Path(path_type=Path), help=INDEX_HELP)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-@_guard
+@guard
 def check(ctx: click.Context, index: Path | None, as_json: bool) -> None:
     """Verify the index: its stores agree with its chunks and documents, and each document's file
     is unchanged. Exit 0 if healthy, 1 with the list of problems."""
     from citekb.api.http.schemas import CheckResponse
 
-    report = _kb(ctx, index).check()
+    report = open_kb(ctx, index).check()
     if as_json:
-        _emit(CheckResponse.from_report(report))
+        emit(CheckResponse.from_report(report))
     else:
         click.echo(f"index {report.index}: snapshot {report.snapshot}, {report.documents} documents, {report.chunks} chunks")
         for p in report.problems:
@@ -160,16 +106,16 @@ def check(ctx: click.Context, index: Path | None, as_json: bool) -> None:
 @click.option("--index", type=click.Path(path_type=Path), help=INDEX_HELP)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-@_guard
+@guard
 def repair(ctx: click.Context, index: Path | None, as_json: bool) -> None:
     """Rebuild what is missing or inconsistent in the index and publish a consistent snapshot:
     the keyword index from the chunks' text, the dense index by embedding them again, documents
     with lost chunks from their files. Exit 0 when the index is consistent afterwards."""
     from citekb.api.http.schemas import RepairResponse
 
-    report = _kb(ctx, index).repair()
+    report = open_kb(ctx, index).repair()
     if as_json:
-        _emit(RepairResponse.from_report(report))
+        emit(RepairResponse.from_report(report))
         return
     for action in report.actions:
         click.echo(action)
@@ -184,16 +130,16 @@ def repair(ctx: click.Context, index: Path | None, as_json: bool) -> None:
 @click.option("--index", type=click.Path(path_type=Path), help=INDEX_HELP)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-@_guard
+@guard
 def search(ctx: click.Context, query: str, k: int, index: Path | None, as_json: bool) -> None:
     """The passages that best match QUERY, best first."""
     from citekb.api.http.schemas import HitOut, SearchResponse
 
     if not query.strip():
         raise click.UsageError("QUERY is empty")
-    hits = [HitOut.from_hit(h) for h in _kb(ctx, index).search(query, k=k)]
+    hits = [HitOut.from_hit(h) for h in open_kb(ctx, index).search(query, k=k)]
     if as_json:
-        _emit(SearchResponse(hits=hits))
+        emit(SearchResponse(hits=hits))
         return
     for i, h in enumerate(hits, 1):
         click.echo(f"{i:2}. {_where(h)}  score {h.score:.3f}")
@@ -207,16 +153,16 @@ def search(ctx: click.Context, query: str, k: int, index: Path | None, as_json: 
 @click.option("--index", type=click.Path(path_type=Path), help=INDEX_HELP)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-@_guard
+@guard
 def ask(ctx: click.Context, query: str, k: int | None, backend: str | None, index: Path | None, as_json: bool) -> None:
     """Answer QUERY from the documents, citing document, page and lines."""
     from citekb.api.http.schemas import AskResponse
 
     if not query.strip():
         raise click.UsageError("QUERY is empty")
-    response = AskResponse.from_answer(_kb(ctx, index).ask(query, k=k, backend=backend))
+    response = AskResponse.from_answer(open_kb(ctx, index).ask(query, k=k, backend=backend))
     if as_json:
-        _emit(response)
+        emit(response)
         return
     click.echo(response.answer)
     for c in response.citations:
@@ -239,13 +185,13 @@ def docs() -> None:
 @click.option("--index", type=click.Path(path_type=Path), help=INDEX_HELP)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-@_guard
+@guard
 def docs_list(ctx: click.Context, index: Path | None, as_json: bool) -> None:
     from citekb.api.http.schemas import DocumentOut, DocumentsResponse
 
-    documents = [DocumentOut.from_record(r) for r in _kb(ctx, index).documents()]
+    documents = [DocumentOut.from_record(r) for r in open_kb(ctx, index).documents()]
     if as_json:
-        _emit(DocumentsResponse(documents=documents))
+        emit(DocumentsResponse(documents=documents))
         return
     for d in documents:
         pages = f"{d.pages} pages" if d.pages is not None else "no pages"
@@ -257,14 +203,14 @@ def docs_list(ctx: click.Context, index: Path | None, as_json: bool) -> None:
 @click.option("--index", type=click.Path(path_type=Path), help=INDEX_HELP)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-@_guard
+@guard
 def docs_delete(ctx: click.Context, doc_id: str, index: Path | None, as_json: bool) -> None:
     """Remove DOC_ID and all its chunks from the index."""
     from citekb.api.http.schemas import DeleteResponse, DocumentOut
 
-    record = _kb(ctx, index).delete(doc_id)
+    record = open_kb(ctx, index).delete(doc_id)
     if as_json:
-        _emit(DeleteResponse(deleted=DocumentOut.from_record(record)))
+        emit(DeleteResponse(deleted=DocumentOut.from_record(record)))
     else:
         click.echo(f"deleted {record.doc_id} ({record.source}, {record.chunks} chunks)")
 
@@ -274,18 +220,22 @@ def docs_delete(ctx: click.Context, doc_id: str, index: Path | None, as_json: bo
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--index", type=click.Path(path_type=Path), help=INDEX_HELP)
 @click.pass_context
-@_guard
+@guard
 def serve(ctx: click.Context, host: str, port: int, index: Path | None) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
 
     from citekb.api.http.app import create_app
 
-    kb = _kb(ctx, index)
+    kb = open_kb(ctx, index)
     kb.warm_up()
     level = logging.getLogger().getEffectiveLevel()
     uvicorn.run(create_app(kb), host=host, port=port, log_level=logging.getLevelName(level).lower(),
                 access_log=level <= logging.INFO)
+
+
+# Commands that live in their own modules (api/cli_<topic>.py), one add_command line each.
+# (Imported here, after the group exists; each module imports only cli_support.)
 
 
 def main(argv: list[str] | None = None) -> int:
