@@ -6,13 +6,14 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tqdm import tqdm
 
 from citekb.generation.answer import Answer
+from citekb.generation.base import stream_answer
 from citekb.generation.factory import make_generator
 from citekb.ingest.chunking import chunk
 from citekb.ingest.config import IngestConfig
@@ -160,6 +161,12 @@ class KnowledgeBase:
         generator = make_generator(self.settings.generation_config(), backend, self.embedder)
         hits = self.search(query, k or self.settings.ask_k)
         return generator.answer(query, hits)
+
+    def ask_stream(self, query: str, k: int | None = None, backend: str | None = None) -> Iterator[str | Answer]:
+        """ask, as text deltas followed by the finished Answer (see generation.base.stream_answer)."""
+        generator = make_generator(self.settings.generation_config(), backend, self.embedder)
+        hits = self.search(query, k or self.settings.ask_k)
+        return stream_answer(generator, query, hits)
 
     def documents(self) -> list[DocumentRecord]:
         try:
