@@ -5,7 +5,6 @@ import math
 from pathlib import Path
 
 import pytest
-
 from citekb.api.evaluate import (
     build_snapshot,
     evaluate_beir,
@@ -21,7 +20,6 @@ from citekb.ingest.document import Locator
 from citekb.ingest.errors import ConfigError
 from citekb.retrieval.config import RetrievalConfig
 from citekb.retrieval.search import HybridSearcher
-
 from fakes import HashEmbedder
 
 
@@ -87,7 +85,7 @@ def test_beir_folder_is_indexed_and_scored_at_document_level(tmp_path: Path) -> 
     snapshot = build_snapshot(beir.documents, embedder)
     assert sorted(snapshot.documents) == ["d1", "d2", "d3"]
     searcher = HybridSearcher(embedder, RetrievalConfig(weights={"bm25": 1.0, "dense": 0.0}))
-    metrics = evaluate_beir(lambda q, k: searcher.search(snapshot, q, k), beir)
+    metrics = evaluate_beir(lambda q, k: searcher.search(snapshot, q, k), beir)["doc"]["all"]
     assert metrics["ndcg@10"] == pytest.approx(1.0)
     assert metrics["mrr@10"] == pytest.approx(1.0)
     assert metrics["n"] == 2
