@@ -236,6 +236,8 @@ def serve(ctx: click.Context, host: str, port: int, index: Path | None) -> None:
 
 # Commands that live in their own modules (api/cli_<topic>.py), one add_command line each.
 # (Imported here, after the group exists; each module imports only cli_support.)
+from citekb.api.cli_eval import eval_cmd  # noqa: E402
+cli.add_command(eval_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:
