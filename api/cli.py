@@ -149,24 +149,31 @@ def search(ctx: click.Context, query: str, k: int, index: Path | None, as_json: 
 @cli.command()
 @click.argument("query")
 @click.option("--k", type=click.IntRange(1, 100), help="passages to answer from (default: CITEKB_ASK_K, 5)")
-@click.option("--backend", help="answer backend (default: CITEKB_ANSWER_BACKEND, extractive)")
+@click.option("--backend", help="answer backend: extractive, openai, transformers (default: CITEKB_ANSWER_BACKEND, extractive)")
+@click.option("--verify", type=click.Choice(["flag", "drop", "off"]),
+              help="sentences their citations do not support: flag, drop or keep unchecked (default: CITEKB_VERIFY_MODE, flag)")
 @click.option("--index", type=click.Path(path_type=Path), help=INDEX_HELP)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @guard
-def ask(ctx: click.Context, query: str, k: int | None, backend: str | None, index: Path | None, as_json: bool) -> None:
-    """Answer QUERY from the documents, citing document, page and lines."""
+def ask(ctx: click.Context, query: str, k: int | None, backend: str | None, verify: str | None, index: Path | None,
+        as_json: bool) -> None:
+    """Answer QUERY from the documents, citing document, page and lines; each sentence is checked
+    against the passages it cites."""
     from citekb.api.http.schemas import AskResponse
 
     if not query.strip():
         raise click.UsageError("QUERY is empty")
-    response = AskResponse.from_answer(open_kb(ctx, index).ask(query, k=k, backend=backend))
+    response = AskResponse.from_answer(open_kb(ctx, index, verify_mode=verify).ask(query, k=k, backend=backend))
     if as_json:
         emit(response)
         return
     click.echo(response.answer)
     for c in response.citations:
         click.echo(f"  [{c.n}] {_where(c)}")
+    for s in response.sentences:
+        if not s.supported:
+            click.echo(f"  unsupported by its citations: {s.text}", err=True)
 
 
 def _where(item: Any) -> str:

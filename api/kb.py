@@ -15,6 +15,7 @@ from tqdm import tqdm
 from citekb.generation.answer import Answer
 from citekb.generation.base import stream_answer
 from citekb.generation.factory import make_generator
+from citekb.generation.verify import verify
 from citekb.ingest.chunking import chunk
 from citekb.ingest.config import IngestConfig
 from citekb.ingest.errors import CitekbError, IndexNotFoundError
@@ -158,15 +159,21 @@ class KnowledgeBase:
         return self.searcher.search(snapshot, query, k)
 
     def ask(self, query: str, k: int | None = None, backend: str | None = None) -> Answer:
-        generator = make_generator(self.settings.generation_config(), backend, self.embedder)
+        cfg = self.settings.generation_config()
+        generator = make_generator(cfg, backend, self.embedder)
         hits = self.search(query, k or self.settings.ask_k)
-        return generator.answer(query, hits)
+        # Every sentence checked against the passages it cites: flagged or dropped (verify_mode).
+        return verify(generator.answer(query, hits), self.embedder, cfg.verify)
 
     def ask_stream(self, query: str, k: int | None = None, backend: str | None = None) -> Iterator[str | Answer]:
-        """ask, as text deltas followed by the finished Answer (see generation.base.stream_answer)."""
-        generator = make_generator(self.settings.generation_config(), backend, self.embedder)
+        """ask, as text deltas followed by the finished, verified Answer (see
+        generation.base.stream_answer); with verify_mode "drop" its text is the one to keep."""
+        cfg = self.settings.generation_config()
+        generator = make_generator(cfg, backend, self.embedder)
         hits = self.search(query, k or self.settings.ask_k)
-        return stream_answer(generator, query, hits)
+        embedder = self.embedder
+        return (verify(item, embedder, cfg.verify) if isinstance(item, Answer) else item
+                for item in stream_answer(generator, query, hits))
 
     def documents(self) -> list[DocumentRecord]:
         try:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from citekb.generation.config import ExtractiveConfig, GenerationConfig
+from citekb.generation.config import ExtractiveConfig, GenerationConfig, OpenAIConfig, TransformersConfig, VerifyConfig
 from citekb.ingest.config import ChunkingConfig, IngestConfig
 from citekb.retrieval.config import RerankConfig, RetrievalConfig
 from citekb.retrieval.embed import MINILM_ID
@@ -39,6 +39,19 @@ class Settings(BaseSettings):
 
     answer_backend: str = "extractive"
     ask_k: int = Field(5, ge=1, le=100)  # hits handed to the generator (and returned) by ask
+    # Every answer sentence is checked against the passages it cites: "flag" marks the ones
+    # without support (supported: false), "drop" removes them, "off" skips the check.
+    verify_mode: Literal["flag", "drop", "off"] = "flag"
+    # answer_backend "openai": any OpenAI-compatible chat endpoint (Ollama, vLLM, llama.cpp, ...).
+    openai_base_url: str = "http://127.0.0.1:11434/v1"
+    openai_model: str = ""
+    openai_api_key: SecretStr | None = None
+    openai_timeout_s: float = Field(60, gt=0)
+    openai_retries: int = Field(2, ge=0, le=10)
+    # answer_backend "transformers": a local causal-LM directory, optionally with a LoRA adapter.
+    transformers_model: Path | None = None
+    transformers_adapter: Path | None = None
+    transformers_merge_adapter: bool = False
 
     max_upload_mb: float = Field(50, gt=0)
 
@@ -75,4 +88,12 @@ class Settings(BaseSettings):
         )
 
     def generation_config(self) -> GenerationConfig:
-        return GenerationConfig(backend=self.answer_backend, extractive=ExtractiveConfig())
+        key = self.openai_api_key.get_secret_value() if self.openai_api_key is not None else None
+        return GenerationConfig(
+            backend=self.answer_backend, extractive=ExtractiveConfig(),
+            openai=OpenAIConfig(base_url=self.openai_base_url, model=self.openai_model, api_key=key,
+                                timeout_s=self.openai_timeout_s, retries=self.openai_retries),
+            transformers=TransformersConfig(model_dir=self.transformers_model, adapter_dir=self.transformers_adapter,
+                                            merge_adapter=self.transformers_merge_adapter),
+            verify=VerifyConfig(mode=self.verify_mode),
+        )

@@ -24,8 +24,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from citekb.ingest.document import Chunk, Locator, Span
 from tqdm import tqdm
+
+from citekb.ingest.document import Chunk, Locator, Span
 
 TOPICS: dict[str, dict[str, list[str]]] = {
     "Annual Leave": {

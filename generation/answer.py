@@ -1,4 +1,5 @@
-"""What a generator returns: answer text with [n] markers and the citation behind each."""
+"""What a generator returns: answer text with [n] markers and the citation behind each, and,
+once verified (generation.verify), whether each sentence's citations support it."""
 
 from __future__ import annotations
 
@@ -17,8 +18,22 @@ class Citation:
 
 
 @dataclass(frozen=True, slots=True)
+class SentenceSupport:
+    """One sentence of Answer.text and how well the passages it cites back it."""
+
+    start: int  # [start, end) in Answer.text, its [n] markers included
+    end: int
+    citations: tuple[int, ...]  # the [n] markers the sentence carries, in order
+    supported: bool  # False: no citation, or a cited passage does not say this
+    score: float  # the weakest of its citations' support scores in [0, 1]; 0 without citations
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     text: str
     citations: tuple[Citation, ...]
     hits: tuple[Hit, ...]
     grounded: bool  # False: "not in the documents"; never an invented answer
+    # Filled by verification, one per sentence of text; empty when the answer was not verified
+    # or is not grounded.
+    sentences: tuple[SentenceSupport, ...] = ()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 from citekb.ingest.errors import ConfigError
 
@@ -33,6 +35,60 @@ class ExtractiveConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenAIConfig:
+    """Any OpenAI-compatible chat endpoint: OpenAI, Ollama, vLLM, llama.cpp server, LM Studio..."""
+
+    base_url: str = "http://127.0.0.1:11434/v1"  # Ollama's; vLLM serves :8000/v1, llama.cpp :8080/v1
+    model: str = ""  # required: the endpoint's model name
+    api_key: str | None = None  # sent as a Bearer token when set; local servers need none
+    timeout_s: float = 60.0  # per attempt, for the whole reply (a stream: between two chunks)
+    retries: int = 2  # more attempts after a connection error, a timeout, a 429 or a 5xx
+    retry_backoff_s: float = 0.5  # wait before the first retry; doubled for each further one
+    max_tokens: int = 512
+    temperature: float = 0.0  # answers should not vary between two asks of one question
+    max_passage_chars: int = 2000  # each passage is cut to this many characters in the prompt
+
+    def __post_init__(self) -> None:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"openai base_url {self.base_url!r} must start with http:// or https://")
+        if self.timeout_s <= 0 or self.retries < 0 or self.retry_backoff_s < 0 or self.max_tokens < 1 or self.max_passage_chars < 1:
+            raise ConfigError("openai timeout_s and max_tokens must be positive and retries >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class TransformersConfig:
+    """A local Hugging Face causal LM, optionally with a PEFT LoRA adapter."""
+
+    model_dir: Path | None = None  # required: a directory holding config.json, weights and tokenizer
+    adapter_dir: Path | None = None  # a PEFT adapter (adapter_config.json) trained on that model
+    merge_adapter: bool = False  # fold the adapter into the weights once: faster generation
+    max_new_tokens: int = 256
+    max_passage_chars: int = 1500
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyConfig:
+    """How each answer sentence is checked against the passages it cites (generation.verify)."""
+
+    mode: Literal["flag", "drop", "off"] = "flag"  # drop: unsupported sentences and citations go
+    # A cited passage supports a sentence when one of its sentences holds this share of the
+    # claim's term weight and the embedder finds them related at least min_related...
+    min_overlap: float = 0.5
+    min_related: float = 0.5
+    # ...or when the embedder finds them this close in meaning (a paraphrase sharing few words).
+    min_similarity: float = 0.8
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("flag", "drop", "off"):
+            raise ConfigError(f"verify mode {self.mode!r} must be one of flag, drop, off")
+        if not (0 <= self.min_overlap <= 1 and -1 <= self.min_related <= 1 and -1 <= self.min_similarity <= 1):
+            raise ConfigError("verify min_overlap must be in [0, 1] and the similarities in [-1, 1]")
+
+
+@dataclass(frozen=True, slots=True)
 class GenerationConfig:
     backend: str = "extractive"
     extractive: ExtractiveConfig = ExtractiveConfig()
+    openai: OpenAIConfig = OpenAIConfig()
+    transformers: TransformersConfig = TransformersConfig()
+    verify: VerifyConfig = VerifyConfig()

@@ -5,36 +5,19 @@ the candidate sentences) plus, with an embedder, its cosine similarity to the qu
 
 from __future__ import annotations
 
-import math
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from citekb.ingest.document import Chunk
-from citekb.ingest.sentences import split_sentences
-from citekb.retrieval.analyze import analyze, query_language
+from citekb.retrieval.analyze import analyze
 from citekb.retrieval.embed import Embedder
 from citekb.retrieval.hit import Hit
 
 from .answer import Answer, Citation
 from .base import NOT_FOUND
 from .config import ExtractiveConfig
+from .verify import cosines, overlap, passage_sentences, term_weights
 
 
 _RANK_PENALTY = 0.01  # per rank of the hit a sentence comes from: ties go to the better passage
-
-
-@dataclass(frozen=True, slots=True)
-class _Sentence:
-    hit_rank: int
-    chunk: Chunk
-    start: int
-    end: int
-    terms: frozenset[str]
-
-    @property
-    def text(self) -> str:
-        return self.chunk.text[self.start:self.end]
 
 
 class ExtractiveGenerator:
@@ -50,15 +33,13 @@ class ExtractiveGenerator:
 
     def answer(self, question: str, hits: Sequence[Hit]) -> Answer:
         question_terms = set(analyze(question))
-        sentences = [s for rank, hit in enumerate(hits[: self.cfg.top_chunks]) for s in _sentences(hit.chunk, rank)]
+        sentences = [s for rank, hit in enumerate(hits[: self.cfg.top_chunks]) for s in passage_sentences(hit.chunk, rank)]
         if not question_terms or not sentences:
             return Answer(text=NOT_FOUND, citations=(), hits=tuple(hits), grounded=False)
-        df = Counter(t for s in sentences for t in s.terms)
         # Rare terms decide: a term in every candidate sentence says nothing about which one answers.
-        weight = {t: math.log(1 + len(sentences) / (1 + df[t])) for t in question_terms}
-        total = sum(weight.values())
-        lexical = [sum(weight[t] for t in question_terms & s.terms) / total for s in sentences]
-        similarity = self._similarity(question, sentences)
+        weight = term_weights(question_terms, sentences)
+        lexical = [overlap(weight, s.terms) for s in sentences]
+        similarity = cosines(self.embedder, question, [s.text for s in sentences])
         if not self._answers(lexical, similarity):
             return Answer(text=NOT_FOUND, citations=(), hits=tuple(hits), grounded=False)
         semantic = similarity if similarity is not None else [0.0] * len(sentences)
@@ -88,25 +69,3 @@ class ExtractiveGenerator:
             (lex >= self.cfg.min_support and sim >= self.cfg.min_related) or sim >= self.cfg.min_similarity
             for lex, sim in zip(lexical, similarity)
         )
-
-    def _similarity(self, question: str, sentences: list[_Sentence]) -> list[float] | None:
-        """Cosine of each sentence to the question; None without an embedder, or for a question
-        in a language the embedder does not know (its cosines would be noise)."""
-        if self.embedder is None or query_language(question) not in self.embedder.languages:
-            return None
-        vectors = self.embedder.embed([question] + [s.text for s in sentences])
-        return [float(v) for v in vectors[1:] @ vectors[0]]
-
-
-def _sentences(chunk: Chunk, rank: int) -> list[_Sentence]:
-    """The sentences of a chunk, never across its block boundaries (a heading has no full stop)."""
-    out = []
-    for span in chunk.spans:
-        if span.kind == "heading":
-            continue
-        block = chunk.text[span.start:span.end]
-        for start, end in split_sentences(block):
-            terms = frozenset(analyze(block[start:end]))
-            if terms:
-                out.append(_Sentence(rank, chunk, span.start + start, span.start + end, terms))
-    return out

@@ -3,16 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 
 from citekb.ingest.errors import ConfigError
 from citekb.retrieval.embed import Embedder
 
 from .base import Generator
-from .config import GenerationConfig
+from .config import GenerationConfig, OpenAIConfig, TransformersConfig
 from .extractive import ExtractiveGenerator
+
+
+# A KnowledgeBase asks for its generator on every question: the backends that load a model or
+# hold a connection pool are built once per configuration.
+@lru_cache(maxsize=4)
+def _openai(cfg: OpenAIConfig) -> Generator:
+    from .backends.openai import OpenAIGenerator
+
+    return OpenAIGenerator.from_config(cfg)
+
+
+@lru_cache(maxsize=2)
+def _transformers(cfg: TransformersConfig) -> Generator:
+    from .backends.transformers import TransformersGenerator
+
+    return TransformersGenerator.from_config(cfg)
 
 GENERATORS: Mapping[str, Callable[[GenerationConfig, Embedder | None], Generator]] = {
     "extractive": lambda cfg, embedder: ExtractiveGenerator.from_config(cfg.extractive, embedder),
+    "openai": lambda cfg, embedder: _openai(cfg.openai),
+    "transformers": lambda cfg, embedder: _transformers(cfg.transformers),
 }
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from citekb.generation.answer import Answer, Citation
+from citekb.generation.answer import Answer, Citation, SentenceSupport
 from citekb.ingest.document import Locator
 from citekb.api.kb import CheckReport, RepairReport, SyncReport
 from citekb.retrieval.hit import Hit
@@ -79,17 +79,34 @@ class AskRequest(BaseModel):
     backend: str | None = Field(None, description="answer backend (default: server setting)")
 
 
+class SentenceOut(BaseModel):
+    text: str = Field(description="the sentence as it stands in the answer, its [n] markers included")
+    start: int = Field(description="0-based offset of the sentence in the answer (Python str indices)")
+    end: int
+    citations: list[int] = Field(description="the [n] markers the sentence carries")
+    supported: bool = Field(description="false: no citation, or a cited passage does not say this; mark it in a UI")
+    score: float = Field(description="support of the sentence by its weakest citation, 0 to 1")
+
+    @classmethod
+    def from_support(cls, support: SentenceSupport, text: str) -> SentenceOut:
+        return cls(text=text[support.start:support.end], start=support.start, end=support.end,
+                   citations=list(support.citations), supported=support.supported, score=support.score)
+
+
 class AskResponse(BaseModel):
     answer: str
     grounded: bool = Field(description="false when the documents do not answer the question")
     citations: list[CitationOut]
     hits: list[HitOut]
+    sentences: list[SentenceOut] = Field(
+        description="each sentence of the answer checked against the passages it cites; empty when not grounded")
 
     @classmethod
     def from_answer(cls, answer: Answer) -> AskResponse:
         return cls(answer=answer.text, grounded=answer.grounded,
                    citations=[CitationOut.from_citation(c) for c in answer.citations],
-                   hits=[HitOut.from_hit(h) for h in answer.hits])
+                   hits=[HitOut.from_hit(h) for h in answer.hits],
+                   sentences=[SentenceOut.from_support(s, answer.text) for s in answer.sentences])
 
 
 class DocumentOut(BaseModel):

@@ -113,7 +113,9 @@ def check_ask(response: Response, k: int = 100) -> None:
         check_error(response)
         return
     body = response.json()
-    assert set(body) == {"answer", "grounded", "citations", "hits"}, body
+    assert set(body) == {"answer", "grounded", "citations", "hits", "sentences"}, body
+    assert all(body["answer"][s["start"]:s["end"]] == s["text"] for s in body["sentences"])
+    assert body["grounded"] or body["sentences"] == []
     assert isinstance(body["answer"], str) and body["answer"]
     assert isinstance(body["grounded"], bool)
     hits = check_hits(body["hits"], k)

@@ -1,1 +1,0 @@
-"""Retrieval stores other than the index directory (retrieval/store.py): Milvus."""
