@@ -24,9 +24,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
 from citekb.ingest.document import Chunk, Locator, Span
+from tqdm import tqdm
 
 TOPICS: dict[str, dict[str, list[str]]] = {
     "Annual Leave": {

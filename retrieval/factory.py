@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from citekb.ingest.errors import ConfigError
 
 from .config import RerankConfig
 from .embed import MINILM_ID, Embedder, SentenceTransformerEmbedder, minilm_path
 from .rerank import CrossEncoderReranker, Reranker
+from .store import IndexStore
+
+if TYPE_CHECKING:
+    from .backends.config import MilvusConfig
+    from .backends.milvus import MilvusStore
 
 EMBEDDERS: Mapping[str, Callable[[], Embedder]] = {
     MINILM_ID: lambda: SentenceTransformerEmbedder(minilm_path(), MINILM_ID, languages=("en",)),
@@ -36,3 +43,18 @@ def make_reranker(cfg: RerankConfig) -> Reranker | None:
     except KeyError:
         raise ConfigError(f"unknown reranker {cfg.backend!r}; choose one of {sorted(RERANKERS)} or none") from None
     return build(cfg)
+
+
+def make_store(backend: str, index: Path, milvus: MilvusConfig | None = None) -> IndexStore | MilvusStore:
+    """Where the index lives: "faiss" (the index directory, the default) or "milvus"."""
+    if backend == "faiss":
+        return IndexStore(index)
+    if backend == "milvus":
+        if milvus is None:
+            raise ConfigError("the milvus backend needs a Milvus configuration (CITEKB_MILVUS_URI)")
+        from .backends.milvus import (
+            MilvusStore,  # pymilvus is only imported when chosen
+        )
+
+        return MilvusStore(milvus)
+    raise ConfigError(f"unknown retrieval backend {backend!r}; choose faiss or milvus")

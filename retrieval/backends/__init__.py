@@ -1,0 +1,1 @@
+"""Retrieval stores other than the index directory (retrieval/store.py): Milvus."""
