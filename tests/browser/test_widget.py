@@ -9,7 +9,7 @@ import pdfplumber
 import pytest
 from site_server import Site, portal_page
 
-from api_contract import DOCX_QUESTION, MD_QUESTION, PDF_QUESTION
+from api_contract import DOCX_QUESTION, MD_QUESTION, PDF_QUESTION, UNANSWERABLE
 from tiny_docs import DOCX_APPROVAL, MARKDOWN_TEXT, PDF_PAGES
 
 WIDGET = ".citekb-widget"  # playwright's CSS selectors reach into the widget's open shadow root
@@ -116,3 +116,28 @@ def test_a_bad_key_shows_the_servers_reason(page: Any, site: Site) -> None:
     error.wait_for()
     page.wait_for_function("e => e.textContent.length > 0", arg=error.element_handle())
     assert "invalid or revoked API key" in error.inner_text()
+
+
+def test_the_widget_streams_from_chat_completions_with_the_portals_key(page: Any, site: Site) -> None:
+    sent: list[Any] = []
+    page.on("request", lambda request: sent.append(request) if request.method == "POST" else None)
+    ask(page, site, PDF_QUESTION)
+    [request] = sent
+    assert request.url == site.api + "/v1/chat/completions"
+    assert request.headers["authorization"] == f"Bearer {site.read_key}"
+    body = request.post_data_json
+    assert body["stream"] is True and body["messages"] == [{"role": "user", "content": PDF_QUESTION}]
+    assert request.response().headers["content-type"].startswith("text/event-stream")
+
+
+def test_an_unanswerable_question_gets_no_citation_links(page: Any, site: Site) -> None:
+    page.goto(site.portal)
+    page.fill(f"{WIDGET} input[name=q]", UNANSWERABLE)
+    page.press(f"{WIDGET} input[name=q]", "Enter")
+    page.wait_for_function("""root => { const b = root.shadowRoot.querySelector('button[type=submit]');
+                                        const a = root.shadowRoot.querySelector('.answer');
+                                        return !b.disabled && a.textContent.length > 0; }""",
+                           arg=page.locator(WIDGET).element_handle())
+    assert page.locator(f"{WIDGET} .answer a.cite").count() == 0
+    assert page.locator(f"{WIDGET} .sources li").count() == 0
+    assert page.locator(f"{WIDGET} .error").inner_text() == ""
