@@ -32,7 +32,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> Iterator
         yield running
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (apt-get install chromium); the browser tests need it")
