@@ -1,0 +1,123 @@
+"""Training data for TinyLM: the corpus as one token stream (stage 1), and grounded QA examples
+as (tokens, prompt length) pairs whose answer is a span of the true passage plus its marker
+(stage 2)."""
+
+from __future__ import annotations
+
+import random
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from tqdm import tqdm
+
+from citekb.ingest.document import Chunk
+from citekb.retrieval.analyze import analyze
+from citekb.retrieval.hit import Hit
+from citekb.retrieval.keyword import Bm25Index
+
+from .prompt import Passage, best_sentence, prompt_tokens, sentences, window
+from .synth import Example, synthesize
+from .tokenizer import TinyTokenizer
+
+Search = Callable[[str, int], Sequence[Hit]]
+
+
+@dataclass(frozen=True, slots=True)
+class SftExample:
+    tokens: tuple[int, ...]  # prompt, then answer span, marker and <eos>
+    prompt_len: int  # loss only on tokens[prompt_len:]
+
+
+def keyword_search(chunks: Sequence[Chunk], keyword: Bm25Index) -> Search:
+    """BM25 alone over the index's chunks: distractors for thousands of training questions
+    without embedding each (a hybrid search costs a MiniLM pass per query)."""
+
+    def search(query: str, k: int) -> list[Hit]:
+        return [Hit(chunks[row], score, {"bm25": score}) for row, score in keyword.search(analyze(query), k)]
+
+    return search
+
+
+def token_stream(tokenizer: TinyTokenizer, texts: Sequence[str]) -> torch.Tensor:
+    """All texts encoded and joined, each ended by <eos>."""
+    ids: list[int] = []
+    for text in texts:
+        ids.extend(tokenizer.encode(text))
+        ids.append(tokenizer.eos)
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def grounded_examples(tokenizer: TinyTokenizer, chunks: Sequence[Chunk], search: Search, *, passages: int,
+                      passage_tokens: int, seq_len: int, per_sentence: int, max_examples: int, seed: int,
+                      show_progress: bool = False) -> list[SftExample]:
+    """Synthesised questions on chunks, each prompted with its true passage among `passages`
+    numbered ones (the others are what search returns for its sentence), at a random place."""
+    rng = random.Random(seed)
+    synthesized = [e for c in chunks for e in synthesize(c, rng, per_sentence)]
+    rng.shuffle(synthesized)
+    synthesized = synthesized[:max_examples]
+    neighbours: dict[tuple[str, int], list[Chunk]] = {}
+    out = []
+    for example in tqdm(synthesized, desc="grounded examples", unit="q", disable=not show_progress, file=sys.stderr, leave=False):
+        key = (example.chunk.chunk_id, example.sentence)
+        if key not in neighbours:
+            # Distractors: what search finds for the question's own sentence, so they are close.
+            start, end = sentences(example.chunk)[example.sentence]
+            hits = search(example.chunk.text[start:end], passages + 1)
+            neighbours[key] = [h.chunk for h in hits if h.chunk.chunk_id != example.chunk.chunk_id][: passages - 1]
+        built = build_example(tokenizer, example, neighbours[key], rng.randrange(len(neighbours[key]) + 1),
+                              passage_tokens, seq_len)
+        if built is not None:
+            out.append(built)
+    return out
+
+
+def build_example(tokenizer: TinyTokenizer, example: Example, distractors: Sequence[Chunk], position: int,
+                  passage_tokens: int, seq_len: int) -> SftExample | None:
+    """The example's prompt with its true passage at position (0-based) among the distractors;
+    None when the answer does not fit its window or the whole does not fit seq_len."""
+    true = window(tokenizer, example.chunk, example.sentence, passage_tokens)
+    first, last = answer_tokens(true, example.answer_start, example.answer_end)
+    if first is None or last is None:
+        return None
+    windows: list[Passage] = [window(tokenizer, c, best_sentence(c, example.question), passage_tokens) for c in distractors]
+    windows.insert(position, true)
+    tokens = prompt_tokens(tokenizer, windows, example.question)
+    prompt_len = len(tokens)
+    tokens += [*true.tokens[first:last], tokenizer.markers[position], tokenizer.eos]
+    if len(tokens) > seq_len + 1:
+        return None
+    return SftExample(tuple(tokens), prompt_len)
+
+
+def answer_tokens(passage: Passage, start: int, end: int) -> tuple[int | None, int | None]:
+    """[first, last) of the passage tokens covering chunk characters [start, end); None when
+    the window does not hold the whole answer."""
+    inside = [i for i, (a, b) in enumerate(passage.offsets) if a < end and start < b]
+    if not inside or passage.offsets[inside[0]][0] > start or passage.offsets[inside[-1]][1] < end:
+        return None, None
+    return inside[0], inside[-1] + 1
+
+
+def lm_batch(stream: torch.Tensor, batch_size: int, seq_len: int, rng: random.Random) -> tuple[torch.Tensor, torch.Tensor]:
+    """batch_size random windows of the stream: inputs and next-token targets."""
+    length = min(seq_len, len(stream) - 1)
+    starts = [rng.randrange(len(stream) - length) for _ in range(batch_size)]
+    x = torch.stack([stream[s:s + length] for s in starts])
+    y = torch.stack([stream[s + 1:s + 1 + length] for s in starts])
+    return x, y
+
+
+def sft_batch(examples: Sequence[SftExample], batch_size: int, pad: int, rng: random.Random) -> tuple[torch.Tensor, torch.Tensor]:
+    """batch_size random examples, right-padded: inputs and targets, -100 outside the answers."""
+    chosen = [examples[rng.randrange(len(examples))] for _ in range(batch_size)]
+    length = max(len(e.tokens) for e in chosen) - 1
+    x = torch.full((batch_size, length), pad, dtype=torch.long)
+    y = torch.full((batch_size, length), -100, dtype=torch.long)
+    for row, e in enumerate(chosen):
+        tokens = torch.tensor(e.tokens, dtype=torch.long)
+        x[row, :len(tokens) - 1] = tokens[:-1]
+        y[row, e.prompt_len - 1:len(tokens) - 1] = tokens[e.prompt_len:]
+    return x, y

@@ -1,0 +1,96 @@
+"""Prompts for TinyLM, built the same way for training and for answering:
+
+    <bos> <|system|> <|user|> [1] passage … [2] passage … <|sep|> question <|assistant|> span [n] <eos>
+
+Each passage is a window of a retrieved chunk: the sentence that shares most terms with the
+question (or, for a training example, the sentence its question was made from) and its
+neighbours, up to a token budget. A window keeps its tokens' character offsets in the chunk,
+so a span copied from it is cited by its exact sentence, page and lines."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from citekb.ingest.document import Chunk
+from citekb.ingest.sentences import split_sentences
+from citekb.retrieval.analyze import analyze
+
+from .tokenizer import TinyTokenizer
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """A window of chunk: tokens[i] is chunk.text[offsets[i][0]:offsets[i][1]]."""
+
+    chunk: Chunk
+    tokens: tuple[int, ...]
+    offsets: tuple[tuple[int, int], ...]
+
+    def char_range(self, first: int, last: int) -> tuple[int, int]:
+        """The chunk's [start, end) characters of tokens[first:last], outer whitespace trimmed."""
+        start, end = self.offsets[first][0], self.offsets[last - 1][1]
+        text = self.chunk.text
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        return start, end
+
+    def sentence_around(self, start: int, end: int) -> tuple[int, int]:
+        """The chunk's sentence holding [start, end) (the sentences it spans, if several)."""
+        spans = [s for s in sentences(self.chunk) if s[0] < end and start < s[1]]
+        return (spans[0][0], spans[-1][1]) if spans else (start, end)
+
+
+def sentences(chunk: Chunk) -> list[tuple[int, int]]:
+    """[start, end) of the chunk's sentences, never across its blocks, headings left out."""
+    out = []
+    spans = chunk.spans or ()
+    blocks = [(s.start, s.end) for s in spans if s.kind != "heading"] if spans else [(0, len(chunk.text))]
+    for block_start, block_end in blocks:
+        for start, end in split_sentences(chunk.text[block_start:block_end]):
+            out.append((block_start + start, block_start + end))
+    return out
+
+
+def best_sentence(chunk: Chunk, question: str) -> int:
+    """Index of the chunk's sentence sharing most distinct terms with question (first on ties)."""
+    wanted = set(analyze(question))
+    spans = sentences(chunk)
+    scores = [len(wanted & set(analyze(chunk.text[a:b]))) for a, b in spans]
+    return max(range(len(spans)), key=lambda i: (scores[i], -i)) if spans else 0
+
+
+def window(tokenizer: TinyTokenizer, chunk: Chunk, anchor: int, budget: int) -> Passage:
+    """Sentence anchor of chunk and its neighbours (after first, then before) within budget
+    tokens; a single sentence longer than budget is cut at budget tokens."""
+    spans = sentences(chunk) or [(0, len(chunk.text))]
+    anchor = min(max(anchor, 0), len(spans) - 1)
+    lo = hi = anchor
+    cost = {i: len(tokenizer.encode(chunk.text[a:b])) + 1 for i, (a, b) in enumerate(spans)}
+    used = cost[anchor]
+    grew = True
+    while grew:
+        grew = False
+        for nxt in (hi + 1, lo - 1):
+            if 0 <= nxt < len(spans) and used + cost[nxt] <= budget:
+                used += cost[nxt]
+                lo, hi = min(lo, nxt), max(hi, nxt)
+                grew = True
+    start, end = spans[lo][0], spans[hi][1]
+    ids, offsets = tokenizer.encode_with_offsets(chunk.text[start:end])
+    ids, offsets = ids[:budget], offsets[:budget]
+    return Passage(chunk, tuple(ids), tuple((a + start, b + start) for a, b in offsets))
+
+
+def prompt_tokens(tokenizer: TinyTokenizer, passages: Sequence[Passage], question: str, question_budget: int = 48) -> list[int]:
+    """The prompt up to and including <|assistant|>; the answer follows it."""
+    ids = [tokenizer.bos, tokenizer.system, tokenizer.user]
+    for n, passage in enumerate(passages):
+        ids.append(tokenizer.markers[n])
+        ids.extend(passage.tokens)
+    ids.append(tokenizer.sep)
+    ids.extend(tokenizer.encode(question)[:question_budget])
+    ids.append(tokenizer.assistant)
+    return ids

@@ -1,0 +1,127 @@
+"""Grounded decoding: copy-constrained answers are spans of the passages they cite, markers
+only name given passages, and the backend is reachable from ask and the CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from citekb.api.kb import KnowledgeBase
+from citekb.generation.base import stream_answer
+from citekb.generation.config import GenerationConfig, TinyLLMConfig
+from citekb.generation.factory import make_generator
+from citekb.generation.tinylm.checkpoint import load_checkpoint
+from citekb.generation.tinylm.constrain import CopyConstraint, MarkerConstraint
+from citekb.generation.tinylm.generator import TinyLMGenerator
+from citekb.generation.tinylm.prompt import best_sentence, prompt_tokens, window
+from citekb.generation.tinylm.train import TrainReport
+from citekb.ingest.errors import ConfigError
+
+from tinylm_support import HASH_MODEL, SAMPLE_DOCS
+
+QUESTIONS = [json.loads(line)["question"] for line in (SAMPLE_DOCS / "questions.jsonl").read_text("utf-8").splitlines()
+             if line.strip()]
+
+
+def _contains(run: list[int], tokens: tuple[int, ...]) -> bool:
+    return any(list(tokens[i:i + len(run)]) == run for i in range(len(tokens) - len(run) + 1))
+
+
+def test_sampled_copy_constrained_tokens_are_spans_of_the_cited_passage(trained: TrainReport, sample_kb: KnowledgeBase) -> None:
+    """Sampling hot (temperature 3, so the constraint, not the model, decides) from a barely
+    trained model: every answer is a contiguous token span of the passage its marker names."""
+    checkpoint = load_checkpoint(trained.out_dir)
+    tok = checkpoint.tokenizer
+    generator = torch.Generator().manual_seed(0)
+    answers = 0
+    for question in QUESTIONS[:12]:
+        hits = sample_kb.search(question, k=3)
+        passages = [window(tok, h.chunk, best_sentence(h.chunk, question), 48) for h in hits]
+        constraint = CopyConstraint(tok, [p.tokens for p in passages], max_span_tokens=12)
+        prompt = prompt_tokens(tok, passages, question)
+        for _ in range(3):
+            out = list(checkpoint.model.generate(prompt, 20, temperature=3.0, stop=(tok.eos,), allowed=constraint.allowed,
+                                                 generator=generator))
+            markers = [i for i, t in enumerate(out) if tok.marker_number(t) is not None]
+            assert len(markers) == 1 and out[markers[0] + 1:] == [tok.eos], out
+            span, n = out[:markers[0]], tok.marker_number(out[markers[0]])
+            assert n is not None and 1 <= n <= len(passages)
+            assert 1 <= len(span) <= 12 and _contains(span, passages[n - 1].tokens)
+            answers += 1
+    assert answers == 36
+
+
+def test_free_mode_markers_only_name_given_passages(trained: TrainReport, sample_kb: KnowledgeBase) -> None:
+    checkpoint = load_checkpoint(trained.out_dir)
+    tok = checkpoint.tokenizer
+    hits = sample_kb.search(QUESTIONS[0], k=2)
+    passages = [window(tok, h.chunk, 0, 48) for h in hits]
+    allowed = set(MarkerConstraint(tok, len(passages)).allowed([]))
+    assert {tok.markers[0], tok.markers[1], tok.eos} <= allowed
+    assert not allowed & set(tok.markers[2:]) and tok.user not in allowed and tok.assistant not in allowed
+    prompt = prompt_tokens(tok, passages, QUESTIONS[0])
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        out = checkpoint.model.generate(prompt, 30, temperature=5.0, allowed=MarkerConstraint(tok, 2).allowed,
+                                        generator=generator)
+        assert {tok.marker_number(t) for t in out} <= {None, 1, 2}
+
+
+def test_generator_answer_is_a_quote_with_a_narrowed_citation(trained: TrainReport, sample_kb: KnowledgeBase) -> None:
+    generator = TinyLMGenerator(load_checkpoint(trained.out_dir), TinyLLMConfig(model_dir=trained.out_dir))
+    grounded = 0
+    for question in QUESTIONS[:10]:
+        hits = sample_kb.search(question, k=5)
+        items = list(stream_answer(generator, question, hits))
+        answer = items[-1]
+        assert "".join(items[:-1]) == answer.text  # the streamed deltas add up to the answer
+        if not answer.grounded:
+            continue
+        grounded += 1
+        markers = [int(m) for m in re.findall(r"\[(\d+)\]", answer.text)]
+        assert markers == [1] and [c.n for c in answer.citations] == [1]
+        quote = re.sub(r"\s*\[\d+\]$", "", answer.text)
+        citation = answer.citations[0]
+        chunk = next(h.chunk for h in hits[:3] if h.chunk.chunk_id == citation.chunk_id)
+        assert quote in citation.quote and citation.quote in chunk.text  # the span, inside its cited sentence
+        start = chunk.text.index(citation.quote)
+        assert citation.locator == chunk.locate(start, start + len(citation.quote))
+    assert grounded >= 8  # copy-constrained decoding always ends in a span and its marker
+
+
+def test_no_hits_is_not_found_and_no_model_is_a_config_error(trained: TrainReport) -> None:
+    generator = TinyLMGenerator(load_checkpoint(trained.out_dir))
+    assert not generator.answer("anything?", []).grounded
+    with pytest.raises(ConfigError, match="--model"):
+        make_generator(GenerationConfig(), "tinyllm")
+
+
+def test_cli_train_then_ask_with_the_tinyllm_backend(trained: TrainReport, sample_kb: KnowledgeBase, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from citekb.api.cli import cli
+    from citekb.retrieval import factory
+
+    from fakes import HashEmbedder
+
+    monkeypatch.setitem(factory.EMBEDDERS, HASH_MODEL, HashEmbedder)  # type: ignore[index]
+    monkeypatch.setenv("CITEKB_EMBEDDING_MODEL", HASH_MODEL)
+    index = str(sample_kb.settings.index)
+    out = tmp_path / "model"
+    args = ["train", "--index", index, "--out", str(out), "--size", "tiny", "--vocab-size", "1000",
+            "--pretrain-steps", "3", "--sft-steps", "3", "--threads", "1", "--json"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["stages"]["sft"]["steps"] == 3 and (out / "model.safetensors").is_file()
+    ask = CliRunner().invoke(cli, ["ask", QUESTIONS[0], "--index", index, "--backend", "tinyllm", "--model", str(out),
+                                   "--json"], catch_exceptions=False)
+    assert ask.exit_code == 0, ask.stderr
+    body = json.loads(ask.stdout)
+    assert body["grounded"] and body["citations"][0]["source"] in {p.name for p in SAMPLE_DOCS.iterdir()}
+    missing = CliRunner().invoke(cli, ["ask", QUESTIONS[0], "--index", index, "--backend", "tinyllm"])
+    assert missing.exit_code == 1 and "--model" in missing.stderr
