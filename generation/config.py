@@ -86,9 +86,30 @@ class VerifyConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TinyLLMConfig:
+    """The "tinyllm" backend: a TinyLM checkpoint trained on the corpus by `citekb train`."""
+
+    model_dir: Path | None = None  # required: the checkpoint directory
+    copy_constrained: bool = True  # the answer is a quoted span of a passage, then its [n]
+    passages: int = 3  # hits numbered in the prompt (the model was trained with 3)
+    passage_tokens: int | None = None  # per passage window; None: as in the model's training
+    max_answer_tokens: int = 32
+    temperature: float = 0.0  # 0: greedy
+    top_k: int = 0
+    top_p: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.passages < 1 or self.max_answer_tokens < 1 or (self.passage_tokens is not None and self.passage_tokens < 8):
+            raise ConfigError("tinyllm passages and max_answer_tokens must be positive, passage_tokens at least 8")
+        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0:
+            raise ConfigError("tinyllm sampling needs temperature >= 0, 0 < top_p <= 1 and top_k >= 0")
+
+
+@dataclass(frozen=True, slots=True)
 class GenerationConfig:
     backend: str = "extractive"
     extractive: ExtractiveConfig = ExtractiveConfig()
     openai: OpenAIConfig = OpenAIConfig()
     transformers: TransformersConfig = TransformersConfig()
     verify: VerifyConfig = VerifyConfig()
+    tinyllm: TinyLLMConfig = TinyLLMConfig()

@@ -9,7 +9,7 @@ from citekb.ingest.errors import ConfigError
 from citekb.retrieval.embed import Embedder
 
 from .base import Generator
-from .config import GenerationConfig, OpenAIConfig, TransformersConfig
+from .config import GenerationConfig, OpenAIConfig, TinyLLMConfig, TransformersConfig
 from .extractive import ExtractiveGenerator
 
 
@@ -28,10 +28,18 @@ def _transformers(cfg: TransformersConfig) -> Generator:
 
     return TransformersGenerator.from_config(cfg)
 
+
+def _tinyllm(cfg: TinyLLMConfig) -> Generator:
+    from .tinylm.generator import TinyLMGenerator  # torch model code loads only when asked for
+
+    return TinyLMGenerator.from_config(cfg)  # checkpoints are cached by directory inside
+
+
 GENERATORS: Mapping[str, Callable[[GenerationConfig, Embedder | None], Generator]] = {
     "extractive": lambda cfg, embedder: ExtractiveGenerator.from_config(cfg.extractive, embedder),
     "openai": lambda cfg, embedder: _openai(cfg.openai),
     "transformers": lambda cfg, embedder: _transformers(cfg.transformers),
+    "tinyllm": lambda cfg, embedder: _tinyllm(cfg.tinyllm),
 }
 
 
