@@ -149,22 +149,24 @@ def search(ctx: click.Context, query: str, k: int, index: Path | None, as_json: 
 @cli.command()
 @click.argument("query")
 @click.option("--k", type=click.IntRange(1, 100), help="passages to answer from (default: CITEKB_ASK_K, 5)")
-@click.option("--backend", help="answer backend: extractive, openai, transformers (default: CITEKB_ANSWER_BACKEND, extractive)")
+@click.option("--backend", help="answer backend: extractive, openai, transformers, tinyllm (default: CITEKB_ANSWER_BACKEND, extractive)")
 @click.option("--verify", type=click.Choice(["flag", "drop", "off"]),
               help="sentences their citations do not support: flag, drop or keep unchecked (default: CITEKB_VERIFY_MODE, flag)")
+@click.option("--model", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="TinyLM checkpoint for --backend tinyllm (default: CITEKB_TINYLLM_MODEL)")
 @click.option("--index", type=click.Path(path_type=Path), help=INDEX_HELP)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @guard
-def ask(ctx: click.Context, query: str, k: int | None, backend: str | None, verify: str | None, index: Path | None,
-        as_json: bool) -> None:
+def ask(ctx: click.Context, query: str, k: int | None, backend: str | None, verify: str | None, model: Path | None,
+        index: Path | None, as_json: bool) -> None:
     """Answer QUERY from the documents, citing document, page and lines; each sentence is checked
     against the passages it cites."""
     from citekb.api.http.schemas import AskResponse
 
     if not query.strip():
         raise click.UsageError("QUERY is empty")
-    response = AskResponse.from_answer(open_kb(ctx, index, verify_mode=verify).ask(query, k=k, backend=backend))
+    response = AskResponse.from_answer(open_kb(ctx, index, verify_mode=verify, tinyllm_model=model).ask(query, k=k, backend=backend))
     if as_json:
         emit(response)
         return
@@ -245,6 +247,8 @@ def serve(ctx: click.Context, host: str, port: int, index: Path | None) -> None:
 # (Imported here, after the group exists; each module imports only cli_support.)
 from citekb.api.cli_eval import eval_cmd  # noqa: E402
 cli.add_command(eval_cmd)
+from citekb.api.cli_train import train  # noqa: E402
+cli.add_command(train)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from citekb.generation.config import ExtractiveConfig, GenerationConfig, OpenAIConfig, TransformersConfig, VerifyConfig
+from citekb.generation.config import (ExtractiveConfig, GenerationConfig, OpenAIConfig, TinyLLMConfig, TransformersConfig,
+                                      VerifyConfig)
 from citekb.ingest.config import ChunkingConfig, IngestConfig
 from citekb.retrieval.config import RerankConfig, RetrievalConfig
 from citekb.retrieval.embed import MINILM_ID
@@ -52,6 +53,9 @@ class Settings(BaseSettings):
     transformers_model: Path | None = None
     transformers_adapter: Path | None = None
     transformers_merge_adapter: bool = False
+    # answer_backend "tinyllm": a checkpoint directory made by `citekb train`.
+    tinyllm_model: Path | None = None
+    tinyllm_copy_constrained: bool = True  # answers quote a span of the passage they cite
 
     max_upload_mb: float = Field(50, gt=0)
 
@@ -96,4 +100,5 @@ class Settings(BaseSettings):
             transformers=TransformersConfig(model_dir=self.transformers_model, adapter_dir=self.transformers_adapter,
                                             merge_adapter=self.transformers_merge_adapter),
             verify=VerifyConfig(mode=self.verify_mode),
+            tinyllm=TinyLLMConfig(model_dir=self.tinyllm_model, copy_constrained=self.tinyllm_copy_constrained),
         )
