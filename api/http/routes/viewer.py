@@ -13,6 +13,7 @@ import functools
 import io
 import re
 import threading
+import weakref
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -48,6 +49,9 @@ MEDIA_TYPES = {
 MAX_PAGE_PIXELS = 8_000_000
 # pdfium (which renders for pdfplumber) is not thread-safe, and routes run in a thread pool.
 _PDFIUM = threading.Lock()
+# Each loaded snapshot's rows by chunk_id (keyed by id(snapshot), removed when it is collected).
+_ROWS: dict[int, dict[str, int]] = {}
+_ROWS_LOCK = threading.Lock()
 # The widget's files, served as they are: no build step.
 WIDGET_ASSETS = {"widget.js": "text/javascript; charset=utf-8", "admin.js": "text/javascript; charset=utf-8"}
 
@@ -175,11 +179,17 @@ def widget_file(name: str) -> bytes:
 # --------------------------------------------------------------------------- lookups
 
 def _chunk(kb: KnowledgeBase, doc_id: str, chunk_id: str) -> Chunk:
-    if chunk_id.startswith(doc_id + ":"):
-        for candidate in kb.snapshot().chunks:
-            if candidate.chunk_id == chunk_id:
-                return candidate
-    raise HTTPException(404, f"no chunk {chunk_id!r} in document {doc_id!r}")
+    snapshot = kb.snapshot()
+    with _ROWS_LOCK:
+        rows = _ROWS.get(id(snapshot))
+        if rows is None:
+            # Built once per snapshot (a loaded snapshot never changes) and dropped with it.
+            rows = _ROWS[id(snapshot)] = {c.chunk_id: i for i, c in enumerate(snapshot.chunks)}
+            weakref.finalize(snapshot, _ROWS.pop, id(snapshot), None)
+    row = rows.get(chunk_id) if chunk_id.startswith(doc_id + ":") else None
+    if row is None:
+        raise HTTPException(404, f"no chunk {chunk_id!r} in document {doc_id!r}")
+    return snapshot.chunks[row]
 
 
 def _file(record: DocumentRecord) -> Path:
