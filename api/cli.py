@@ -45,10 +45,13 @@ def cli(verbose: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON on stdout")
 @click.option("--progress/--no-progress", default=None, help="progress bar on stderr (default: when stderr is a terminal)")
 @click.option("--sync", is_flag=True, help="also remove the documents whose files under the folders in PATHS are gone")
+@click.option("--group", "groups", multiple=True, help="access group of these documents (repeat for more); only API "
+              "keys in one of their groups read them (default: readable by all; a document already indexed keeps its groups)")
+@click.option("--collection", help="ingest into this collection of the server's index (see `citekb collections`)")
 @click.pass_context
 @guard
 def ingest(ctx: click.Context, paths: tuple[Path, ...], index: Path | None, as_json: bool, progress: bool | None,
-           sync: bool) -> None:
+           sync: bool, groups: tuple[str, ...], collection: str | None) -> None:
     """Index the files and folders in PATHS (folders recursively). Exit 1 if any file failed."""
     from citekb.api.http.schemas import IngestResponse
 
@@ -56,7 +59,12 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], index: Path | None, as_j
         if not path.exists():
             raise click.UsageError(f"{path}: no such file or folder")
     kb = open_kb(ctx, index)
-    report = kb.ingest(list(paths), show_progress=sys.stderr.isatty() if progress is None else progress, sync=sync)
+    if collection is not None:
+        from citekb.api.collections import Collections
+
+        kb = Collections(kb).get(collection)
+    report = kb.ingest(list(paths), show_progress=sys.stderr.isatty() if progress is None else progress, sync=sync,
+                       groups=list(groups) or None)
     if as_json:
         emit(IngestResponse.from_report(report))
     else:
@@ -237,14 +245,18 @@ def serve(ctx: click.Context, host: str, port: int, index: Path | None) -> None:
     from citekb.api.http.app import create_app
 
     kb = open_kb(ctx, index)
+    app = create_app(kb)
+    app.state.server.check_exposure(host)
     kb.warm_up()
     level = logging.getLogger().getEffectiveLevel()
-    uvicorn.run(create_app(kb), host=host, port=port, log_level=logging.getLevelName(level).lower(),
-                access_log=level <= logging.INFO)
-
+    # The access log is citekb's own (request IDs and key ids, logger citekb.access, shown with -v).
+    uvicorn.run(app, host=host, port=port, log_level=logging.getLevelName(level).lower(), access_log=False)
 
 # Commands that live in their own modules (api/cli_<topic>.py), one add_command line each.
 # (Imported here, after the group exists; each module imports only cli_support.)
+from citekb.api.cli_keys import collections, keys  # noqa: E402
+cli.add_command(keys)
+cli.add_command(collections)
 from citekb.api.cli_eval import eval_cmd  # noqa: E402
 cli.add_command(eval_cmd)
 from citekb.api.cli_train import train  # noqa: E402

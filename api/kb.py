@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from citekb.retrieval.factory import make_embedder, make_reranker
 from citekb.retrieval.hit import Hit
 from citekb.retrieval.integrity import Problem, SnapshotParts, check_files, check_parts, read_parts, rebuild
 from citekb.retrieval.search import HybridSearcher
-from citekb.retrieval.store import DocumentRecord, IndexStore, Snapshot
+from citekb.retrieval.store import DocumentRecord, IndexStore, Snapshot, check_groups, readable_by
 
 from .settings import Settings
 
@@ -115,6 +116,10 @@ class KnowledgeBase:
         self._snapshot_path: Path | None = None
         self._lock = threading.Lock()
 
+    @property
+    def extractors(self) -> tuple[Extractor, ...]:
+        return self._extractors
+
     # ---- models and snapshots, loaded on first use
 
     @property
@@ -154,33 +159,38 @@ class KnowledgeBase:
 
     # ---- reading
 
-    def search(self, query: str, k: int = 10) -> list[Hit]:
+    def search(self, query: str, k: int = 10, groups: AbstractSet[str] | None = None) -> list[Hit]:
+        """Up to k hits, best first. With groups (a caller's access groups), only chunks of the
+        documents it may read (Snapshot.readable) are searched, by a row mask inside both legs."""
         snapshot = self.snapshot()  # first: a missing index is reported before any model loads
-        return self.searcher.search(snapshot, query, k)
+        return self.searcher.search(snapshot, query, k, mask=snapshot.readable(groups))
 
-    def ask(self, query: str, k: int | None = None, backend: str | None = None) -> Answer:
+    def ask(self, query: str, k: int | None = None, backend: str | None = None,
+            groups: AbstractSet[str] | None = None) -> Answer:
         cfg = self.settings.generation_config()
         generator = make_generator(cfg, backend, self.embedder)
-        hits = self.search(query, k or self.settings.ask_k)
+        hits = self.search(query, k or self.settings.ask_k, groups)
         # Every sentence checked against the passages it cites: flagged or dropped (verify_mode).
         return verify(generator.answer(query, hits), self.embedder, cfg.verify)
 
-    def ask_stream(self, query: str, k: int | None = None, backend: str | None = None) -> Iterator[str | Answer]:
+    def ask_stream(self, query: str, k: int | None = None, backend: str | None = None,
+                   groups: AbstractSet[str] | None = None) -> Iterator[str | Answer]:
         """ask, as text deltas followed by the finished, verified Answer (see
         generation.base.stream_answer); with verify_mode "drop" its text is the one to keep."""
         cfg = self.settings.generation_config()
         generator = make_generator(cfg, backend, self.embedder)
-        hits = self.search(query, k or self.settings.ask_k)
+        hits = self.search(query, k or self.settings.ask_k, groups)
         embedder = self.embedder
         return (verify(item, embedder, cfg.verify) if isinstance(item, Answer) else item
                 for item in stream_answer(generator, query, hits))
 
-    def documents(self) -> list[DocumentRecord]:
+    def documents(self, groups: AbstractSet[str] | None = None) -> list[DocumentRecord]:
+        """The indexed documents by file name; with groups, only those a caller in them may read."""
         try:
             snapshot = self.snapshot()
         except IndexNotFoundError:
             return []
-        return sorted(snapshot.documents.values(), key=lambda r: r.source)
+        return sorted((r for r in snapshot.documents.values() if readable_by(r, groups)), key=lambda r: r.source)
 
     # ---- writing
 
@@ -192,7 +202,8 @@ class KnowledgeBase:
             self.store.publish(snapshot)
         return record
 
-    def ingest(self, paths: Sequence[Path], show_progress: bool = False, sync: bool = False) -> SyncReport:
+    def ingest(self, paths: Sequence[Path], show_progress: bool = False, sync: bool = False,
+               groups: Sequence[str] | None = None) -> SyncReport:
         """Index every supported file under paths. A file that fails is reported and the rest
         still go in; a file whose bytes are already indexed costs a hash and nothing more. With
         sync, documents whose files lay under a folder in paths and are gone are removed (one
@@ -200,7 +211,11 @@ class KnowledgeBase:
 
         The index changes atomically, at each commit: every Settings.commit_every_files files
         or commit_every_s seconds, and at the end. A crash loses the work since the last commit;
-        ingesting again picks up from there."""
+        ingesting again picks up from there.
+
+        groups are the access groups the files' documents get (none: readable by all); given,
+        they replace those of documents already indexed, so ingesting again regroups them."""
+        groups = None if groups is None else check_groups(groups)
         files, skipped = discover(paths, self._extractors)
         report = SyncReport(skipped=skipped)
         folders = [p.resolve() for p in paths if p.is_dir()] if sync else []
@@ -217,7 +232,7 @@ class KnowledgeBase:
             changed = False  # since the last commit
             for path in tqdm(files, desc="ingest", unit="file", disable=not show_progress, file=sys.stderr, leave=False):
                 try:
-                    entry, did_change = self._ingest_file(snapshot, path, cfg, embedder, worker)
+                    entry, did_change = self._ingest_file(snapshot, path, cfg, embedder, worker, groups)
                 except CitekbError as exc:
                     report.failed.append(FailedFile(str(path), str(exc)))
                     log.warning("ingest failed path=%s error=%s", path, exc)
@@ -295,7 +310,7 @@ class KnowledgeBase:
                 try:
                     if not path.is_file() or doc_id_for_file(path) != record.doc_id:
                         raise CitekbError(f"{record.path} is gone or has changed since it was ingested")
-                    self._ingest_file(snapshot, path, cfg, self.embedder, worker)
+                    self._ingest_file(snapshot, path, cfg, self.embedder, worker, list(record.groups))
                     actions.append(f"ingested {record.path} ({record.doc_id}) again")
                 except CitekbError as exc:
                     actions.append(f"lost {record.source} ({record.doc_id}): {exc}; ingest its file again")
@@ -305,7 +320,7 @@ class KnowledgeBase:
         return RepairReport(actions, published.name, dropped, remaining)
 
     def _ingest_file(self, snapshot: Snapshot, path: Path, cfg: IngestConfig, embedder: Embedder,
-                     worker: ExtractionWorker) -> tuple[IngestedFile, bool]:
+                     worker: ExtractionWorker, groups: list[str] | None = None) -> tuple[IngestedFile, bool]:
         doc_id = doc_id_for_file(path)
         previous = snapshot.find_path(str(path))
         # The file changed since it was ingested: its old version's doc_id, whose chunks go.
@@ -315,7 +330,11 @@ class KnowledgeBase:
             # Its new bytes are already indexed (a copy elsewhere); its old version's chunks still go.
             if stale is not None:
                 snapshot.remove(stale)
-            return IngestedFile(str(path), doc_id, known.source, known.pages, known.chunks, unchanged=True), stale is not None
+            regrouped = groups is not None and groups != known.groups
+            if regrouped:
+                known.groups = list(groups or ())
+            return (IngestedFile(str(path), doc_id, known.source, known.pages, known.chunks, unchanged=True),
+                    stale is not None or regrouped)
         document = worker.extract(path, doc_id, cfg)
         chunks = chunk(document, cfg.chunking)
         rows = prepare(chunks, embedder)
@@ -323,7 +342,7 @@ class KnowledgeBase:
             snapshot.remove(stale)
         record = DocumentRecord(doc_id=doc_id, source=path.name, path=str(path), title=document.title,
                                 pages=document.pages, chunks=len(chunks), ingested_at=time.time(),
-                                warnings=list(document.warnings))
+                                warnings=list(document.warnings), groups=list(groups or ()))
         snapshot.add(record, chunks, rows)
         log.info("ingested doc_id=%s path=%s chunks=%d", doc_id, path, len(chunks))
         return IngestedFile(str(path), doc_id, path.name, document.pages, len(chunks), warnings=document.warnings), True

@@ -4,10 +4,11 @@ Built once, in cli.main or create_app, and passed down; library code never reads
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from citekb.generation.config import (ExtractiveConfig, GenerationConfig, OpenAIConfig, TinyLLMConfig, TransformersConfig,
                                       VerifyConfig)
@@ -59,11 +60,32 @@ class Settings(BaseSettings):
 
     max_upload_mb: float = Field(50, gt=0)
 
+    # Serving to portals (README, "Embedding in portals"). auth "auto": API keys are required as
+    # soon as one exists, and with none the server is open, which `citekb serve` allows only on
+    # a loopback address; "required": always. Keys and collections live in the index directory.
+    auth: Literal["auto", "required"] = "auto"
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)  # comma-separated in the environment
+    rate_limit_per_min: float = Field(120, ge=0)  # requests per API key; 0: no limit
+    rate_limit_burst: int = Field(30, ge=1)  # requests a key may send at once before the rate applies
+
     # A long ingest publishes what it has done so far this often (0: never), so a crash loses at
     # most that much work. Each commit rewrites the whole index, hence time rather than files
     # by default: the cost stays a bounded share of the ingest however large the index grows.
     commit_every_files: int = Field(0, ge=0)
     commit_every_s: float = Field(300, ge=0)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        return [o.strip() for o in value.split(",") if o.strip()] if isinstance(value, str) else value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_are_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?", origin):
+                raise ValueError(f"CORS origin {origin!r} is not '*' or scheme://host[:port] (no path, no trailing slash)")
+        return value
 
     @field_validator("rerank_model")
     @classmethod

@@ -18,18 +18,21 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+from numpy.typing import NDArray
 
 from citekb.ingest.document import BBox, Chunk, Locator, Span
-from citekb.ingest.errors import CitekbError, DocumentNotFoundError, IndexMismatchError, IndexNotFoundError
+from citekb.ingest.errors import CitekbError, ConfigError, DocumentNotFoundError, IndexMismatchError, IndexNotFoundError
 
 from .dense import FaissIndex
 from .indexing import ChunkRows
@@ -58,6 +61,27 @@ class DocumentRecord:
     chunks: int
     ingested_at: float
     warnings: list[str] = field(default_factory=list)
+    # Access groups: who may read its chunks. Empty: everyone who may read the index. Indexes
+    # written before groups existed have no "groups" in docs.json and load as empty.
+    groups: list[str] = field(default_factory=list)
+
+
+GROUP_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def check_groups(groups: Iterable[str]) -> list[str]:
+    """groups sorted and deduplicated; ConfigError for a name that is not 1-64 letters, digits, _ . -."""
+    out = sorted(set(groups))
+    for group in out:
+        if not GROUP_PATTERN.fullmatch(group):
+            raise ConfigError(f"invalid access group {group!r}: use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit")
+    return out
+
+
+def readable_by(record: DocumentRecord, groups: AbstractSet[str] | None) -> bool:
+    """Whether a reader in groups may read record's chunks: groups None reads everything; a
+    document without groups is readable by all, one with groups by a reader sharing one."""
+    return groups is None or not record.groups or not groups.isdisjoint(record.groups)
 
 
 @dataclass
@@ -94,6 +118,15 @@ class Snapshot:
         self.dense.keep(keep)
         self.keyword.keep(keep)
         return record
+
+    def readable(self, groups: AbstractSet[str] | None) -> NDArray[np.bool_] | None:
+        """The row mask for a reader in groups (see readable_by); None when it may read every row."""
+        if groups is None:
+            return None
+        allowed = {doc_id for doc_id, r in self.documents.items() if readable_by(r, groups)}
+        if len(allowed) == len(self.documents):
+            return None
+        return np.fromiter((c.locator.doc_id in allowed for c in self.chunks), dtype=np.bool_, count=len(self.chunks))
 
     def find_path(self, path: str) -> DocumentRecord | None:
         return next((r for r in self.documents.values() if r.path == path), None)

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from citekb.api.keys import ApiKeyError, KeyFileError
 from citekb.ingest.errors import (
     CitekbError,
     ConfigError,
@@ -23,6 +24,8 @@ from citekb.ingest.errors import (
 log = logging.getLogger(__name__)
 
 STATUS: dict[type[CitekbError], int] = {
+    ApiKeyError: 404,
+    KeyFileError: 503,  # every request fails closed until the key file is readable again
     ConfigError: 400,
     UnsupportedFormatError: 415,
     ExtractionError: 422,

@@ -117,11 +117,13 @@ class DocumentOut(BaseModel):
     chunks: int
     ingested_at: float
     warnings: list[str]
+    groups: list[str] = Field(description="access groups that may read it; empty: everyone who may read the collection")
 
     @classmethod
     def from_record(cls, record: DocumentRecord) -> DocumentOut:
         return cls(doc_id=record.doc_id, source=record.source, title=record.title, pages=record.pages,
-                   chunks=record.chunks, ingested_at=record.ingested_at, warnings=list(record.warnings))
+                   chunks=record.chunks, ingested_at=record.ingested_at, warnings=list(record.warnings),
+                   groups=list(record.groups))
 
 
 class DocumentsResponse(BaseModel):

@@ -389,6 +389,19 @@ OPERATIONS = {
     ("GET", "/v1/documents"): False,
     ("POST", "/v1/documents"): True,
     ("DELETE", "/v1/documents/{doc_id}"): False,
+    ("GET", "/v1/documents/{doc_id}"): False,
+    ("GET", "/v1/documents/{doc_id}/pages/{page}.png"): True,
+    ("GET", "/v1/documents/{doc_id}/view"): True,
+    ("GET", "/v1/models"): False,
+    ("POST", "/v1/chat/completions"): True,
+    ("GET", "/v1/collections"): False,
+    ("PUT", "/v1/collections/{collection}"): True,
+    ("DELETE", "/v1/collections/{collection}"): True,
+    **{(method, "/v1/collections/{collection}" + path): True
+       for method, path in (("POST", "/search"), ("POST", "/ask"), ("GET", "/documents"), ("POST", "/documents"),
+                            ("DELETE", "/documents/{doc_id}"), ("GET", "/models"), ("POST", "/chat/completions"),
+                            ("GET", "/documents/{doc_id}"), ("GET", "/documents/{doc_id}/pages/{page}.png"),
+                            ("GET", "/documents/{doc_id}/view"))},
 }
 
 

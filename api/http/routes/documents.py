@@ -4,23 +4,34 @@ import shutil
 import tempfile
 from pathlib import Path, PurePath
 
-from fastapi import APIRouter, HTTPException, UploadFile
+from typing import Annotated
 
-from ..deps import KBDep
+from fastapi import APIRouter, Form, HTTPException, UploadFile
+
+from citekb.retrieval.store import check_groups
+
+from ..auth import ReadAccess, WriteAccess
 from ..schemas import DeleteResponse, DocumentOut, DocumentsResponse, ErrorResponse, IngestResponse
 
-router = APIRouter(prefix="/v1/documents", tags=["documents"], responses={404: {"model": ErrorResponse}})
+# Mounted at /v1 (the default collection) and at /v1/collections/{collection}.
+router = APIRouter(prefix="/documents", tags=["documents"], responses={404: {"model": ErrorResponse}})
 
 
 @router.get("", response_model=DocumentsResponse)
-def list_documents(kb: KBDep) -> DocumentsResponse:
-    return DocumentsResponse(documents=[DocumentOut.from_record(r) for r in kb.documents()])
+def list_documents(access: ReadAccess) -> DocumentsResponse:
+    """The collection's documents that the caller may read."""
+    return DocumentsResponse(documents=[DocumentOut.from_record(r) for r in access.documents()])
 
 
 @router.post("", response_model=IngestResponse)
-def upload_documents(files: list[UploadFile], kb: KBDep) -> IngestResponse:
+def upload_documents(files: list[UploadFile], access: WriteAccess,
+                     groups: Annotated[list[str] | None, Form(description="access groups of these documents "
+                                                              "(repeat the field); none: readable by all")] = None) -> IngestResponse:
     """Ingest uploaded files. Each is kept under the index's uploads/ folder by its base name
-    (so uploading a new version of report.pdf replaces the old one's chunks)."""
+    (so uploading a new version of report.pdf replaces the old one's chunks). With groups, the
+    documents get those access groups (replacing those of a document already indexed)."""
+    kb = access.kb
+    groups = None if groups is None else check_groups(groups)  # before any file is kept
     limit = int(kb.settings.max_upload_mb * 2**20)
     uploads = kb.settings.index / "uploads"
     uploads.mkdir(parents=True, exist_ok=True)
@@ -42,12 +53,13 @@ def upload_documents(files: list[UploadFile], kb: KBDep) -> IngestResponse:
             final = uploads / target.name
             target.replace(final)
             kept.append(final)
-        return IngestResponse.from_report(kb.ingest(kept))
+        return IngestResponse.from_report(kb.ingest(kept, groups=groups))
 
 
 @router.delete("/{doc_id}", response_model=DeleteResponse)
-def delete_document(doc_id: str, kb: KBDep) -> DeleteResponse:
-    return DeleteResponse(deleted=DocumentOut.from_record(kb.delete(doc_id)))
+def delete_document(doc_id: str, access: WriteAccess) -> DeleteResponse:
+    access.document(doc_id)  # a document the caller may not read is not there for it to delete
+    return DeleteResponse(deleted=DocumentOut.from_record(access.kb.delete(doc_id)))
 
 
 def _safe_name(filename: str | None) -> str:
