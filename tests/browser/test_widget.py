@@ -7,9 +7,12 @@ from typing import Any
 
 import pdfplumber
 import pytest
-from site_server import Site, portal_page
+
+from citekb.api.collections import Collections
+from citekb.api.keys import KeyStore
 
 from api_contract import DOCX_QUESTION, MD_QUESTION, PDF_QUESTION, UNANSWERABLE
+from site_server import Site, portal_page
 from tiny_docs import DOCX_APPROVAL, MARKDOWN_TEXT, PDF_PAGES
 
 WIDGET = ".citekb-widget"  # playwright's CSS selectors reach into the widget's open shadow root
@@ -141,3 +144,25 @@ def test_an_unanswerable_question_gets_no_citation_links(page: Any, site: Site) 
     assert page.locator(f"{WIDGET} .answer a.cite").count() == 0
     assert page.locator(f"{WIDGET} .sources li").count() == 0
     assert page.locator(f"{WIDGET} .error").inner_text() == ""
+
+
+def test_data_collection_asks_that_collection_and_views_its_documents(page: Any, site: Site) -> None:
+    # Another collection beside the default one, holding only the PDF, and a key for it alone.
+    collections = Collections(site.kb)
+    collections.create("manuals")
+    assert not collections.get("manuals").ingest([site.corpus / "field_guide.pdf"]).failed
+    key = KeyStore.for_index(site.kb.settings.index).create("manuals portal", {"manuals": "read"}, ["*"]).secret
+    site.pages["/manuals"] = portal_page(site.api, key, collection="manuals")
+    page.goto(site.portal + "manuals")
+    page.fill(f"{WIDGET} input[name=q]", PDF_QUESTION)
+    page.press(f"{WIDGET} input[name=q]", "Enter")
+    page.wait_for_selector(f"{WIDGET} .answer a.cite")
+    page.locator(f"{WIDGET} .answer a.cite[data-n='1']").click()
+    page.wait_for_selector(f"{WIDGET} .viewer .page[data-page='{PDF_GOLD_PAGE}'] .hl")
+    # The same key cannot read the default collection: the widget says why.
+    site.pages["/manuals-key-on-default"] = portal_page(site.api, key)
+    page.goto(site.portal + "manuals-key-on-default")
+    page.fill(f"{WIDGET} input[name=q]", PDF_QUESTION)
+    page.press(f"{WIDGET} input[name=q]", "Enter")
+    page.wait_for_function("e => e.textContent.length > 0", arg=page.locator(f"{WIDGET} .error").element_handle())
+    assert "may not read collection 'default'" in page.locator(f"{WIDGET} .error").inner_text()
