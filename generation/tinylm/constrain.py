@@ -22,12 +22,17 @@ class CopyConstraint:
     tokenizer: TinyTokenizer
     passages: Sequence[Sequence[int]]
     max_span_tokens: int = 32
+    # Per passage, where a quote may start (a token index) and end (just before an index in
+    # 0..len); None: anywhere. The generator passes word boundaries, so quotes are whole words.
+    starts: Sequence[Sequence[bool]] | None = None
+    ends: Sequence[Sequence[bool]] | None = None
     _states: list[list[tuple[int, int]]] = field(default_factory=list, init=False)
     _seen: list[int] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
         # Positions (passage, i): the span so far ends just before passages[passage][i].
-        self._states = [[(p, i) for p, tokens in enumerate(self.passages) for i in range(len(tokens))]]
+        self._states = [[(p, i) for p, tokens in enumerate(self.passages) for i in range(len(tokens))
+                         if self.starts is None or self.starts[p][i]]]
 
     def allowed(self, out: Sequence[int]) -> list[int]:
         """The tokens that may follow out (the answer so far); empty when it must stop."""
@@ -40,7 +45,7 @@ class CopyConstraint:
         if len(out) < self.max_span_tokens:
             allowed = {self.passages[p][i] for p, i in active if i < len(self.passages[p])}
         if out:
-            allowed.update(self.tokenizer.markers[p] for p in {p for p, _ in active})
+            allowed.update(self.tokenizer.markers[p] for p, i in active if self.ends is None or self.ends[p][i])
         return sorted(allowed)
 
     def span_positions(self, span: Sequence[int], passage: int) -> list[int]:

@@ -65,7 +65,8 @@ class TinyLMGenerator:
         prompt = prompt_tokens(self.tokenizer, passages, question)
         constraint: CopyConstraint | MarkerConstraint
         if self.cfg.copy_constrained:
-            constraint = CopyConstraint(self.tokenizer, [p.tokens for p in passages], self.cfg.max_answer_tokens)
+            constraint = CopyConstraint(self.tokenizer, [p.tokens for p in passages], self.cfg.max_answer_tokens,
+                                        starts=[p.word_starts() for p in passages], ends=[p.word_ends() for p in passages])
         else:
             constraint = MarkerConstraint(self.tokenizer, len(passages))
         tokens = self.model.generate(prompt, self.cfg.max_answer_tokens + 2, temperature=self.cfg.temperature,

@@ -37,10 +37,48 @@ class Passage:
             end -= 1
         return start, end
 
+    def word_starts(self) -> list[bool]:
+        """For each token, may a quote begin with it? Only at the start of a word (any CJK
+        character is one) whose first character is a letter, digit, currency sign or opening quote."""
+        text, out = self.chunk.text, []
+        for i, (a, b) in enumerate(self.offsets):
+            if i and a == self.offsets[i - 1][0]:  # a later byte of a character split into bytes
+                out.append(False)
+                continue
+            rest = text[a:b + 1].lstrip() or " "
+            first = rest[0]
+            at_word = a == 0 or text[a].isspace() or not _joined(text[a - 1], text[a])
+            out.append(at_word and (first.isalnum() or first in _OPENERS))
+        return out
+
+    def word_ends(self) -> list[bool]:
+        """For each i in 0..len(tokens), may a quote end just before token i (at a word's end)?"""
+        text, out = self.chunk.text, []
+        for i, (a, _) in enumerate(self.offsets):
+            if i and a == self.offsets[i - 1][0]:
+                out.append(False)
+            else:
+                out.append(i > 0 and (a == 0 or text[a].isspace() or not _joined(text[a - 1], text[a])))
+        out.append(True)
+        return out
+
     def sentence_around(self, start: int, end: int) -> tuple[int, int]:
         """The chunk's sentence holding [start, end) (the sentences it spans, if several)."""
         spans = [s for s in sentences(self.chunk) if s[0] < end and start < s[1]]
         return (spans[0][0], spans[-1][1]) if spans else (start, end)
+
+
+_OPENERS = "$£€¥\"'“‘(《「"
+
+
+def _cjk(ch: str) -> bool:
+    return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
+
+
+def _joined(left: str, right: str) -> bool:
+    """Are two adjacent characters inside one word? Latin letters and digits join; CJK
+    characters stand alone, so a Chinese quote may begin or end at any of them."""
+    return left.isalnum() and right.isalnum() and not _cjk(left) and not _cjk(right)
 
 
 def sentences(chunk: Chunk) -> list[tuple[int, int]]:
