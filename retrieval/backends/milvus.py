@@ -165,25 +165,8 @@ class MilvusStore:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def publish(self, snapshot: Any) -> Path:
-        """Apply snapshot's pending writes and make them visible (a new version). A directory
-        Snapshot is copied in whole: that is how `citekb import` moves an index here."""
-        if not isinstance(snapshot, MilvusSnapshot):
-            imported = self.create(snapshot.model_id, snapshot.dim)
-            vectors, owners = snapshot.dense.vectors(), snapshot.dense._owner  # noqa: SLF001 (same stage)
-            by_doc: dict[str, list[int]] = {}
-            for row, c in enumerate(snapshot.chunks):
-                by_doc.setdefault(c.locator.doc_id, []).append(row)
-            unit_rows = np.argsort(owners, kind="stable")
-            starts = np.searchsorted(owners[unit_rows], np.arange(len(snapshot.chunks) + 1))
-            for doc_id, record in snapshot.documents.items():
-                rows = by_doc.get(doc_id, [])
-                units = [unit_rows[starts[r]:starts[r + 1]] for r in rows]
-                picked = np.concatenate(units) if units else np.zeros(0, np.int64)
-                imported.add(record, [snapshot.chunks[r] for r in rows],
-                             ChunkRows(vectors=vectors[picked], owners=np.repeat(np.arange(len(rows)), [len(u) for u in units]).astype(np.int64),
-                                       terms=[]))
-            snapshot = imported
+    def publish(self, snapshot: MilvusSnapshot) -> Path:
+        """Apply snapshot's pending writes and make them visible as a new version."""
         snapshot.flush()
         return self.current()
 
@@ -230,7 +213,7 @@ class MilvusStore:
             # k1 and b as the directory index's BM25 (keyword.py), so both rank alike.
             index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params={"bm25_k1": 1.5, "bm25_b": 0.75})
             index.add_index("doc_id", index_type="INVERTED")
-            client.create_collection(self.chunks_name, schema=schema, index_params=index)
+            self._create(self.chunks_name, schema, index)
         if not client.has_collection(self.docs_name):
             schema = client.create_schema(auto_id=False)
             schema.add_field("doc_id", DataType.VARCHAR, is_primary=True, max_length=128)
@@ -238,7 +221,15 @@ class MilvusStore:
             schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)
             index = client.prepare_index_params()
             index.add_index("v", index_type="FLAT", metric_type="L2")
-            client.create_collection(self.docs_name, schema=schema, index_params=index)
+            self._create(self.docs_name, schema, index)
+
+    def _create(self, name: str, schema: Any, index: Any) -> None:
+        # Indexes created apart and not waited for (sync=False): the wait asks for a timestamp
+        # that milvus-lite does not serve, and its server logs a traceback for each refusal.
+        # load_collection waits until the collection can be searched.
+        self.client.create_collection(name, schema=schema)
+        self.client.create_index(name, index, sync=False)
+        self.client.load_collection(name)
 
 
 def _json(value: Any) -> dict[str, Any]:
