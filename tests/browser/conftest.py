@@ -38,8 +38,10 @@ def browser() -> Iterator[Any]:
         pytest.skip("chromium is not installed (apt-get install chromium); the browser tests need it")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
     with sync_api.sync_playwright() as playwright:
-        # --no-sandbox: CI runs as root, where chromium's sandbox refuses to start.
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        # --no-sandbox: CI runs as root, where chromium's sandbox refuses to start; containers
+        # often have a tiny /dev/shm, which chromium would otherwise fill and crash on.
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                              args=["--no-sandbox", "--disable-dev-shm-usage"])
         try:
             yield launched
         finally:

@@ -102,6 +102,13 @@ def test_markdown_citation_highlights_the_cited_lines(page: Any, site: Site, scr
     texts = in_section.all_inner_texts()
     assert any("## Incidents" in t for t in texts) and not any("Devices" in t for t in texts)
     screenshot(page, "widget-markdown-viewer")
+    # "Original" opens the file as ingested (fetched with the key, shown from a blob: URL).
+    with page.context.expect_page() as opened:
+        page.click(f"{WIDGET} .viewer button.original")
+    original = opened.value
+    original.wait_for_load_state()
+    assert original.url.startswith("blob:" + site.portal.rstrip("/"))
+    assert original.locator("body").inner_text().strip() == (site.corpus / "security.md").read_text("utf-8").strip()
 
 
 def test_sources_list_names_each_citation_with_its_page(page: Any, site: Site) -> None:
