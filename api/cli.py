@@ -262,6 +262,10 @@ cli.add_command(eval_cmd)
 from citekb.api.cli_train import train  # noqa: E402
 cli.add_command(train)
 
+from citekb.api.cli_migrate import export_cmd, import_cmd  # noqa: E402
+cli.add_command(export_cmd)
+cli.add_command(import_cmd)
+
 
 def main(argv: list[str] | None = None) -> int:
     try:

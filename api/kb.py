@@ -29,10 +29,11 @@ from citekb.ingest.pipeline import (
     default_extractors,
     discover,
 )
+from citekb.ingest.parallel import ExtractionPool
 from citekb.ingest.worker import ExtractionWorker
 from citekb.retrieval.indexing import prepare
 from citekb.retrieval.embed import Embedder
-from citekb.retrieval.factory import make_embedder, make_reranker
+from citekb.retrieval.factory import make_embedder, make_reranker, make_store
 from citekb.retrieval.hit import Hit
 from citekb.retrieval.integrity import Problem, SnapshotParts, check_files, check_parts, read_parts, rebuild
 from citekb.retrieval.search import HybridSearcher
@@ -107,7 +108,7 @@ class KnowledgeBase:
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None, extractors: Sequence[Extractor] | None = None) -> None:
         self.settings = settings
-        self.store = IndexStore(settings.index)
+        self.store = make_store(settings.backend, settings.index, settings.milvus_config())
         self._embedder = embedder
         self._extractors = tuple(extractors) if extractors is not None else default_extractors()
         self._retrieval = settings.retrieval_config()
@@ -134,7 +135,7 @@ class KnowledgeBase:
         embedder = self.embedder
         with self._lock:
             if self._searcher is None:
-                self._searcher = HybridSearcher(embedder, self._retrieval, make_reranker(self._retrieval.rerank))
+                self._searcher = self.store.searcher(embedder, self._retrieval, make_reranker(self._retrieval.rerank))
             return self._searcher
 
     def snapshot(self) -> Snapshot:
@@ -224,11 +225,12 @@ class KnowledgeBase:
         cfg = self.settings.ingest_config()
         embedder = self.embedder
         commits = _CommitSchedule(self.settings.commit_every_files, self.settings.commit_every_s)
-        with self.store.writer(), ExtractionWorker(self._extractors) as worker:
+        with self.store.writer(), ExtractionPool(self._extractors, self.settings.ingest_workers) as worker:
             if self.store.exists:
                 snapshot = self.store.load(expect_model_id=self.settings.embedding_model)
             else:
-                snapshot = Snapshot(model_id=embedder.model_id, dim=embedder.dim)
+                snapshot = self.store.create(embedder.model_id, embedder.dim)
+            worker.plan(files, cfg, skip=lambda doc_id: doc_id in snapshot.documents)  # extraction runs ahead
             changed = False  # since the last commit
             for path in tqdm(files, desc="ingest", unit="file", disable=not show_progress, file=sys.stderr, leave=False):
                 try:
@@ -320,7 +322,7 @@ class KnowledgeBase:
         return RepairReport(actions, published.name, dropped, remaining)
 
     def _ingest_file(self, snapshot: Snapshot, path: Path, cfg: IngestConfig, embedder: Embedder,
-                     worker: ExtractionWorker, groups: list[str] | None = None) -> tuple[IngestedFile, bool]:
+                     worker: ExtractionWorker | ExtractionPool, groups: list[str] | None = None) -> tuple[IngestedFile, bool]:
         doc_id = doc_id_for_file(path)
         previous = snapshot.find_path(str(path))
         # The file changed since it was ingested: its old version's doc_id, whose chunks go.

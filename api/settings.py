@@ -15,6 +15,7 @@ from citekb.generation.config import (ExtractiveConfig, GenerationConfig, OpenAI
 from citekb.ingest.config import ChunkingConfig, IngestConfig
 from citekb.retrieval.config import RerankConfig, RetrievalConfig
 from citekb.retrieval.embed import MINILM_ID
+from citekb.retrieval.backends.config import MilvusConfig
 
 
 class Settings(BaseSettings):
@@ -30,6 +31,7 @@ class Settings(BaseSettings):
     ocr: bool = True  # read image-only PDF pages with rapidocr
     ingest_timeout_s: float = Field(60, gt=0)  # per file, for extraction (and OCR) in the worker process
     ingest_max_memory_mb: int = Field(2048, ge=256)  # address-space cap of the extraction worker
+    ingest_workers: int = Field(2, ge=1, le=64)  # extraction worker processes, reading ahead while ingest embeds
 
     bm25_weight: float = 1.0
     dense_weight: float = 1.0
@@ -74,6 +76,14 @@ class Settings(BaseSettings):
     commit_every_files: int = Field(0, ge=0)
     commit_every_s: float = Field(300, ge=0)
 
+    # Where the index lives: "faiss", the index directory (FAISS + BM25 files), or "milvus", a
+    # Milvus collection: an embedded milvus-lite file (default INDEX/milvus.db) or a server's
+    # http://host:19530 (README, "Milvus").
+    backend: Literal["faiss", "milvus"] = "faiss"
+    milvus_uri: str | None = None
+    milvus_collection: str = Field("citekb", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,200}$")
+    milvus_token: SecretStr | None = None
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -112,6 +122,10 @@ class Settings(BaseSettings):
             candidates=self.candidates,
             rerank=RerankConfig(backend=self.rerank, model_dir=self.rerank_model, top_n=self.rerank_top_n),
         )
+
+    def milvus_config(self) -> MilvusConfig:
+        token = self.milvus_token.get_secret_value() if self.milvus_token is not None else None
+        return MilvusConfig(uri=self.milvus_uri or str(self.index / "milvus.db"), collection=self.milvus_collection, token=token)
 
     def generation_config(self) -> GenerationConfig:
         key = self.openai_api_key.get_secret_value() if self.openai_api_key is not None else None

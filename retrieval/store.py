@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,6 +37,12 @@ from citekb.ingest.errors import CitekbError, ConfigError, DocumentNotFoundError
 from .dense import FaissIndex
 from .indexing import ChunkRows
 from .keyword import Bm25Index
+
+if TYPE_CHECKING:
+    from .config import RetrievalConfig
+    from .embed import Embedder
+    from .rerank import Reranker
+    from .search import HybridSearcher
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +231,16 @@ class IndexStore:
         except FileNotFoundError:
             raise IndexNotFoundError(f"no citekb index at {self.root}: run `citekb ingest PATH --index {self.root}` first") from None
         return self.root / "snapshots" / name
+
+    def create(self, model_id: str, dim: int) -> Snapshot:
+        """An empty snapshot for a new index; publish() makes it current."""
+        return Snapshot(model_id=model_id, dim=dim)
+
+    def searcher(self, embedder: Embedder, cfg: RetrievalConfig, reranker: Reranker | None = None) -> HybridSearcher:
+        """The searcher for this store's snapshots (backends/milvus.py has its own)."""
+        from .search import HybridSearcher  # search.py imports this module
+
+        return HybridSearcher(embedder, cfg, reranker)
 
     def load(self, expect_model_id: str | None = None) -> Snapshot:
         return self.load_current(expect_model_id)[1]
