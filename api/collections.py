@@ -10,11 +10,13 @@ import shutil
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from numpy.typing import NDArray
 
 from citekb.ingest.errors import ConfigError, IndexNotFoundError
+from citekb.retrieval.embed import Embedder
 
 from .keys import check_collection_name, is_collection_name
 from .kb import KnowledgeBase
@@ -78,7 +80,9 @@ class Collections:
             kb = self._kbs.get(name)
             if kb is None:
                 settings = self.default.settings.model_copy(update={"index": self.path(name)})
-                kb = KnowledgeBase(settings, embedder=SharedEmbedder(self.default), extractors=self.default.extractors)
+                # cast: the protocol's attributes are plain ones; these are read-only properties.
+                shared = cast(Embedder, SharedEmbedder(self.default))
+                kb = KnowledgeBase(settings, embedder=shared, extractors=self.default.extractors)
                 self._kbs[name] = kb
             return kb
 

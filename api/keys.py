@@ -81,7 +81,7 @@ def parse_scope(scope: str) -> tuple[str, Right]:
         raise ConfigError(f"invalid right {right!r} in {scope!r}: use read or write")
     if name != ALL:
         check_collection_name(name)
-    return name, right  # type: ignore[return-value]
+    return name, right
 
 
 def is_collection_name(name: str) -> bool:

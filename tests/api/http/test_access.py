@@ -184,3 +184,33 @@ def test_an_index_written_before_groups_loads_with_no_groups(tmp_path: Any, make
     loaded = Snapshot.load(tmp_path / "snap")
     assert loaded.documents.keys() == snapshot.documents.keys()
     assert all(r.groups == [] for r in loaded.documents.values())
+
+
+# --------------------------------------------------------------------------- the viewer and original files
+
+def viewer_paths(portal: Portal, source: str, collection: str = "default") -> list[str]:
+    kb = portal.kb if collection == "default" else portal.client.app.state.server.collections.get(collection)  # type: ignore[attr-defined]
+    snapshot = kb.snapshot()
+    doc_id = next(r.doc_id for r in snapshot.documents.values() if r.source == source)
+    chunk_id = next(c.chunk_id for c in snapshot.chunks if c.locator.doc_id == doc_id)
+    return [f"/documents/{doc_id}", f"/documents/{doc_id}/view?chunk_id={chunk_id}"]
+
+
+def test_the_viewer_and_files_of_a_hidden_document_are_404_for_a_key_outside_its_group(portal: Portal) -> None:
+    for path in viewer_paths(portal, "security.md"):
+        hidden = portal.client.get("/v1" + path, headers=portal.auth("reader"))
+        assert hidden.status_code == 404 and HR_TEXT not in hidden.text, path
+        shown = portal.client.get("/v1" + path, headers=portal.auth("hr"))
+        assert shown.status_code == 200 and HR_TEXT in shown.text, path
+    pdf_id = viewer_paths(portal, "field_guide.pdf")[0].split("/")[2]
+    assert portal.client.get(f"/v1/documents/{pdf_id}/pages/1.png", headers=portal.auth("reader")).status_code == 200
+    assert portal.client.get(f"/v1/documents/{pdf_id}/pages/1.png", headers=portal.auth("legal")).status_code == 403
+
+
+def test_the_viewer_keeps_collections_apart(portal: Portal) -> None:
+    for path in viewer_paths(portal, "vault.md", "legal"):
+        # Through the default collection the legal document does not exist, whoever asks.
+        assert portal.client.get("/v1" + path, headers=portal.auth("admin")).status_code == 404, path
+        assert portal.client.get("/v1/collections/legal" + path, headers=portal.auth("reader")).status_code == 403, path
+        shown = portal.client.get("/v1/collections/legal" + path, headers=portal.auth("legal"))
+        assert shown.status_code == 200 and LEGAL_TEXT in shown.text, path
