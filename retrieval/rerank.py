@@ -1,17 +1,63 @@
-"""Rerankers rescore the fused candidates with a model that reads query and passage together."""
+"""Rerankers rescore the fused candidates with a model that reads query and passage together.
+
+A cross-encoder costs time in proportion to the tokens it reads, so a model trained by
+`citekb train-reranker` reads, of each chunk, only the window of sentences around the one that
+shares most terms with the query (about 80 tokens, its heading path first), and reads it the
+same way in training and in search. The window size travels with the model, in
+citekb_reranker.json beside its weights; a model without that file reads whole chunks."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
+from citekb.ingest.document import Chunk
 from citekb.ingest.errors import ModelError
+from citekb.ingest.sentences import split_sentences
 
+from .analyze import analyze
 from .config import RerankConfig
 from .hit import Hit
+
+TRAINING_FILE = "citekb_reranker.json"  # how the model was trained; the window it expects
+_TOKENS = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[^\W_]+")
+
+
+def token_estimate(text: str) -> int:
+    """About how many word pieces a BERT tokenizer makes of text: a word or a CJK character each."""
+    return len(_TOKENS.findall(text))
+
+
+@lru_cache(maxsize=8192)
+def _sentences(text: str) -> tuple[tuple[str, frozenset[str], int], ...]:
+    """Each sentence of a chunk with its analyzed terms and size, computed once per chunk text."""
+    return tuple((text[a:b], frozenset(analyze(text[a:b])), token_estimate(text[a:b])) for a, b in split_sentences(text))
+
+
+def passage_window(query_terms: frozenset[str], chunk: Chunk, tokens: int) -> str:
+    """The chunk's heading path, then the sentence sharing most terms with the query, widened by
+    its neighbours (after, then before) while the window stays within about `tokens`."""
+    sentences = _sentences(chunk.text)
+    if not sentences:
+        return chunk.text
+    best = max(range(len(sentences)), key=lambda i: (len(sentences[i][1] & query_terms), -i))
+    start, stop, size = best, best + 1, sentences[best][2]
+    grew = True
+    while grew:
+        grew = False
+        if stop < len(sentences) and size + sentences[stop][2] <= tokens:
+            size, stop, grew = size + sentences[stop][2], stop + 1, True
+        if start > 0 and size + sentences[start - 1][2] <= tokens:
+            size, start, grew = size + sentences[start - 1][2], start - 1, True
+    window = " ".join(text for text, _, _ in sentences[start:stop])
+    section = chunk.locator.section_path
+    return f"{section}: {window}" if section else window
 
 
 class Reranker(Protocol):
@@ -28,7 +74,7 @@ class CrossEncoderReranker:
     name = "cross-encoder"
 
     def __init__(self, model_dir: Path, batch_size: int = 32) -> None:
-        if not (model_dir / "config.json").is_file():
+        if not model_dir.is_dir() or not (model_dir / "config.json").is_file():
             raise ModelError(f"no reranker model in {model_dir}: expected a local model directory with config.json")
         os.environ["HF_HUB_OFFLINE"] = "1"  # a local directory only; never a hub download
         from sentence_transformers import CrossEncoder
@@ -38,6 +84,7 @@ class CrossEncoderReranker:
         except Exception as exc:  # a damaged directory raises anything from OSError to safetensors errors
             raise ModelError(f"cannot load reranker model from {model_dir}: {exc}") from exc
         self._batch_size = batch_size
+        self.window_tokens = read_training(model_dir).get("passage_tokens")  # None: whole chunks
 
     @classmethod
     def from_config(cls, cfg: RerankConfig) -> CrossEncoderReranker:
@@ -48,8 +95,27 @@ class CrossEncoderReranker:
     def rerank(self, query: str, hits: Sequence[Hit], k: int) -> list[Hit]:
         if not hits:
             return []
-        scores = self._model.predict([(query, h.chunk.text) for h in hits], batch_size=self._batch_size,
-                                     show_progress_bar=False, convert_to_numpy=True)
+        scores = self._model.predict([(query, p) for p in self.passages(query, [h.chunk for h in hits])],
+                                     batch_size=self._batch_size, show_progress_bar=False, convert_to_numpy=True)
         rescored = [replace(h, score=float(s), scores={**h.scores, "rerank": float(s)}) for h, s in zip(hits, scores)]
         rescored.sort(key=lambda h: -h.score)
         return rescored[:k]
+
+    def passages(self, query: str, chunks: Sequence[Chunk]) -> list[str]:
+        """What the model reads of each chunk: its window for this query, or the whole chunk."""
+        if not self.window_tokens:
+            return [c.text for c in chunks]
+        terms = frozenset(analyze(query))
+        return [passage_window(terms, c, int(self.window_tokens)) for c in chunks]
+
+
+def read_training(model_dir: Path) -> dict[str, object]:
+    """The training record beside a model trained by citekb; {} for any other model."""
+    path = model_dir / TRAINING_FILE
+    if not path.is_file():
+        return {}
+    try:
+        record = json.loads(path.read_text("utf-8"))
+    except ValueError as exc:
+        raise ModelError(f"{path} is damaged: {exc}") from exc
+    return record if isinstance(record, dict) else {}

@@ -3,7 +3,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from citekb.ingest.document import Chunk, Locator
 from citekb.ingest.errors import ModelError
 from citekb.retrieval.config import RerankConfig
@@ -84,3 +83,22 @@ def test_factory_builds_the_cross_encoder_from_config(tiny_cross_encoder: Path) 
     assert isinstance(reranker, CrossEncoderReranker)
     with pytest.raises(ModelError, match="needs a model directory"):
         make_reranker(RerankConfig(backend="cross-encoder"))
+
+
+def test_a_trained_model_reads_the_query_window_of_each_chunk(tiny_cross_encoder: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from citekb.retrieval.rerank import TRAINING_FILE
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_cross_encoder, model)
+    assert CrossEncoderReranker(model).passages("pump", [hits()[1].chunk]) == ["replace the pump filter"]
+    long_text = "Leave rules are long. " * 30 + "Replace the pump filter monthly. " + "More words follow here. " * 30
+    chunk = Chunk(chunk_id="d:9", text=long_text, locator=Locator(doc_id="d", source="d.md", title="D"))
+    (model / TRAINING_FILE).write_text('{"passage_tokens": 12}', "utf-8")
+    reranker = CrossEncoderReranker(model)
+    [window] = reranker.passages("pump filter", [chunk])
+    assert "Replace the pump filter monthly." in window and len(window) < 100
+    (model / TRAINING_FILE).write_text("{damaged", "utf-8")
+    with pytest.raises(ModelError, match="is damaged"):
+        CrossEncoderReranker(model)
