@@ -259,6 +259,8 @@ cli.add_command(keys)
 cli.add_command(collections)
 from citekb.api.cli_eval import eval_cmd  # noqa: E402
 cli.add_command(eval_cmd)
+from citekb.api.cli_reranker import train_reranker  # noqa: E402
+cli.add_command(train_reranker)
 from citekb.api.cli_train import train  # noqa: E402
 cli.add_command(train)
 
