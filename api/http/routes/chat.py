@@ -23,6 +23,7 @@ from citekb.generation.answer import Answer
 from citekb.ingest.errors import CitekbError, ConfigError
 
 from ..auth import PrincipalDep, ReadAccess
+from ..errors import status_for
 from ..schemas import CitationOut, ErrorResponse
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ def _events(head: dict[str, Any], items: Iterator[str | Answer]) -> Iterator[str
             elif item:
                 yield chunk({"content": item})
     except CitekbError as exc:
-        yield _error(str(exc), "invalid_request_error")
+        yield _error(str(exc), "invalid_request_error" if status_for(exc) < 500 else "server_error")
         return
     except Exception:  # the boundary of a response already under way: the client gets an error event
         log.exception("chat stream failed id=%s", head["id"])

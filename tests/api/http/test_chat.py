@@ -10,6 +10,9 @@ from typing import Any
 import openai
 import pytest
 
+from citekb.generation import factory
+from citekb.ingest.errors import ModelError
+
 from api_contract import DOCX_QUESTION, MD_QUESTION, PDF_QUESTION, UNANSWERABLE, where
 from portal_server import LEGAL_TEXT, VAULT_QUESTION, Portal, serving
 
@@ -127,3 +130,36 @@ def test_an_unknown_backend_is_a_400_before_the_stream_starts(portal: Portal) ->
     body = {"model": "citekb", "stream": True, "backend": "nosuch", "messages": [{"role": "user", "content": PDF_QUESTION}]}
     response = portal.client.post("/v1/chat/completions", json=body, headers=portal.auth("reader"))
     assert response.status_code == 400 and "unknown answer backend 'nosuch'" in response.json()["error"]
+
+
+class FailingGenerator:
+    """Writes one delta, then fails the way a remote model can half-way through an answer."""
+
+    name = "failing"
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def answer(self, question: str, hits: Any) -> Any:
+        raise self.error
+
+    def stream(self, question: str, hits: Any) -> Iterator[Any]:
+        yield "The answer starts"
+        raise self.error
+
+
+@pytest.mark.parametrize(("error", "message"), [
+    (RuntimeError("socket closed"), "internal server error"),
+    (ModelError("the answer model timed out"), "the answer model timed out"),
+])
+def test_a_failure_mid_stream_is_an_error_event_the_client_raises(
+        portal: Portal, live: str, monkeypatch: pytest.MonkeyPatch, error: Exception, message: str) -> None:
+    monkeypatch.setitem(factory.GENERATORS, "failing", lambda cfg, embedder: FailingGenerator(error))  # type: ignore[index]
+    stream = client_for(portal, "reader", base=live).chat.completions.create(
+        model="citekb", stream=True, messages=[{"role": "user", "content": PDF_QUESTION}], extra_body={"backend": "failing"})
+    received = []
+    with pytest.raises(openai.APIError, match=message) as raised:
+        for chunk in stream:
+            received.append(chunk.choices[0].delta.content or "")
+    assert raised.value.type == "server_error"
+    assert "".join(received) == "The answer starts"  # what came before the failure, and no [DONE]
