@@ -172,7 +172,7 @@ class KnowledgeBase:
         generator = make_generator(cfg, backend, self.embedder)
         hits = self.search(query, k or self.settings.ask_k, groups)
         # Every sentence checked against the passages it cites: flagged or dropped (verify_mode).
-        return verify(generator.answer(query, hits), self.embedder, cfg.verify)
+        return verify(generator.answer(query, hits), self.embedder, cfg.verify, question=query)
 
     def ask_stream(self, query: str, k: int | None = None, backend: str | None = None,
                    groups: AbstractSet[str] | None = None) -> Iterator[str | Answer]:
@@ -182,7 +182,7 @@ class KnowledgeBase:
         generator = make_generator(cfg, backend, self.embedder)
         hits = self.search(query, k or self.settings.ask_k, groups)
         embedder = self.embedder
-        return (verify(item, embedder, cfg.verify) if isinstance(item, Answer) else item
+        return (verify(item, embedder, cfg.verify, question=query) if isinstance(item, Answer) else item
                 for item in stream_answer(generator, query, hits))
 
     def documents(self, groups: AbstractSet[str] | None = None) -> list[DocumentRecord]:

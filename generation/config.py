@@ -77,6 +77,11 @@ class VerifyConfig:
     min_related: float = 0.5
     # ...or when the embedder finds them this close in meaning (a paraphrase sharing few words).
     min_similarity: float = 0.8
+    # With the question at hand (KnowledgeBase.ask passes it): a sentence is unsupported too when
+    # it and what supports it hold less than this share of the question's term weight and the
+    # embedder finds it less related to the question than min_relevance_similarity. 0: no check.
+    min_relevance: float = 0.0
+    min_relevance_similarity: float = 1.0
 
     def __post_init__(self) -> None:
         if self.mode not in ("flag", "drop", "off"):

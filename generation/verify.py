@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -134,17 +135,25 @@ class _Verdict:
     window: tuple[int, int] | None  # the best supporting [start, end) in the cited chunk
 
 
-def verify(answer: Answer, embedder: Embedder | None, cfg: VerifyConfig = VerifyConfig()) -> Answer:
+def verify(answer: Answer, embedder: Embedder | None, cfg: VerifyConfig = VerifyConfig(),
+           question: str | None = None) -> Answer:
     """answer with one SentenceSupport per sentence; with cfg.mode "drop", without the citations
     that do not support their sentence and the sentences left with none (NOT_FOUND, grounded
     False, if nothing is left). Citations are renumbered in order of appearance and narrowed
-    to the passage sentences that support them. Mode "off", or an ungrounded answer: unchanged."""
+    to the passage sentences that support them. Mode "off", or an ungrounded answer: unchanged.
+    With question and cfg.min_relevance, a sentence that (with what supports it) is not about
+    the question counts as unsupported too (see relevance)."""
     if cfg.mode == "off" or not answer.grounded or not answer.text.strip():
         return answer
     spans = answer_sentences(answer.text)
     claims = [MARKERS.sub(" ", answer.text[a:b]).strip() for a, b in spans]
     numbers = [marker_numbers(answer.text[a:b]) for a, b in spans]
-    verdicts = _Scorer(answer, embedder, cfg).score(claims, numbers)
+    scorer = _Scorer(answer, embedder, cfg)
+    verdicts = scorer.score(claims, numbers)
+    if question is not None and cfg.min_relevance > 0:
+        for i, (lex, sim) in enumerate(relevance(question, claims, verdicts, scorer)):
+            if lex < cfg.min_relevance and (sim is None or sim < cfg.min_relevance_similarity):
+                verdicts[i] = {n: replace(v, ok=False) for n, v in verdicts[i].items()}
 
     keep = [[n for n in ns if cfg.mode == "flag" or verdicts[i][n].ok] for i, ns in enumerate(numbers)]
     kept = [i for i in range(len(spans)) if cfg.mode == "flag" or keep[i]]
@@ -189,6 +198,36 @@ def _rewrite(sentence: str, renumber: Mapping[int, int], keep: set[int]) -> str:
     return re.sub(r"\s+(?=[.!?。！？,，;；]|$)", "", re.sub(r"[ \t]{2,}", " ", out)) if out != sentence else out
 
 
+def sentence_relevance(answer: Answer, question: str, embedder: Embedder | None,
+                       cfg: VerifyConfig = VerifyConfig()) -> list[tuple[float, float | None]]:
+    """relevance() of each sentence of a grounded answer to question (empty when not grounded):
+    what the min_relevance check in verify looks at, for tuning it."""
+    if not answer.grounded:
+        return []
+    spans = answer_sentences(answer.text)
+    claims = [MARKERS.sub(" ", answer.text[a:b]).strip() for a, b in spans]
+    scorer = _Scorer(answer, embedder, cfg)
+    verdicts = scorer.score(claims, [marker_numbers(answer.text[a:b]) for a, b in spans])
+    return relevance(question, claims, verdicts, scorer)
+
+
+def relevance(question: str, claims: Sequence[str], verdicts: Sequence[Mapping[int, _Verdict]],
+              scorer: _Scorer) -> list[tuple[float, float | None]]:
+    """How much each claim is about the question: the share of the question's term weight in
+    the claim and the passage sentences that best support it, and the embedder's cosine of
+    claim and question (None without an embedder or in a language it does not know)."""
+    weights = term_weights(analyze(question), scorer.context)
+    sims = cosines(scorer.embedder, question, list(claims)) if claims else None
+    out = []
+    for i, claim in enumerate(claims):
+        terms = set(analyze(claim))
+        for n, verdict in verdicts[i].items():
+            if verdict.ok and verdict.window is not None:
+                terms |= scorer.window_terms(n, verdict.window)
+        out.append((overlap(weights, frozenset(terms)), sims[i] if sims is not None else None))
+    return out
+
+
 def _renumbered_citations(answer: Answer, renumber: Mapping[int, int], verdicts: list[dict[int, _Verdict]],
                           keep: list[list[int]]) -> tuple[Citation, ...]:
     by_n = {c.n: c for c in answer.citations}
@@ -227,7 +266,9 @@ class _Scorer:
         similarity = self._similarities(claims, texts)
         out = []
         for i, (claim, ns) in enumerate(zip(claims, numbers)):
-            weights = term_weights(analyze(claim), self.context)
+            claim_terms = analyze(claim)
+            weights = term_weights(claim_terms, self.context)
+            quoted = _normal(claim).rstrip(".!?。！？;；:：,，") if claim_terms else ""
             verdicts = {}
             for n in dict.fromkeys(ns):
                 best = _Verdict(False, 0.0, None)
@@ -237,11 +278,18 @@ class _Scorer:
                     ok = lex >= self.cfg.min_overlap if sim is None else (
                         (lex >= self.cfg.min_overlap and sim >= self.cfg.min_related) or sim >= self.cfg.min_similarity)
                     score = lex if sim is None else (lex + max(sim, 0.0)) / 2
+                    if quoted and quoted in _normal(text):
+                        # A verbatim quote is the best support there is, however short: a copied
+                        # span ("1589") is too short for the embedder to find it related.
+                        ok, score = True, 1.0
                     if (ok, score) > (best.ok, best.score):
                         best = _Verdict(ok, min(score, 1.0), (start, end))
                 verdicts[n] = best
             out.append(verdicts)
         return out
+
+    def window_terms(self, n: int, window: tuple[int, int]) -> frozenset[str]:
+        return next((w[2] for w in self.windows.get(n, ()) if (w[0], w[1]) == window), frozenset())
 
     def _similarities(self, claims: Sequence[str], texts: Sequence[str]) -> list[dict[str, float]] | None:
         if self.embedder is None or not texts or not claims:
@@ -251,6 +299,10 @@ class _Scorer:
         vectors = self.embedder.embed([*claims, *texts])
         sims = vectors[: len(claims)] @ vectors[len(claims):].T
         return [{t: float(sims[i, j]) for j, t in enumerate(texts)} for i in range(len(claims))]
+
+
+def _normal(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 def _windows(chunk: Chunk, quote: str) -> list[tuple[int, int, frozenset[str], str]]:

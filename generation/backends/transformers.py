@@ -62,7 +62,7 @@ class TransformersGenerator:
             yield Answer(text=NOT_FOUND, citations=(), hits=(), grounded=False)
             return
         inputs = self._inputs(question, hits)
-        streamer = TextIteratorStreamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True)
+        streamer: Any = TextIteratorStreamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True)
         failure: list[BaseException] = []
 
         def run() -> None:
@@ -104,7 +104,7 @@ def _load(model_dir: Path, adapter_dir: Path | None, merge: bool) -> tuple[Any, 
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True)
+        model: Any = AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True)
     except Exception as exc:  # a damaged directory raises anything from OSError to safetensors errors
         raise ModelError(f"cannot load causal language model from {model_dir}: {reason(exc)}") from exc
     if adapter_dir is not None:

@@ -124,3 +124,25 @@ def test_off_and_ungrounded_answers_are_left_alone() -> None:
 def test_invalid_verify_config_raises_config_error(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         VerifyConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_with_the_question_a_supported_sentence_off_the_question_is_flagged(embedder: HashEmbedder | None) -> None:
+    answer = model_answer("Full-time staff receive 27 days of paid annual leave each year [1].", whole(1, handbook()))
+    cfg = VerifyConfig(min_relevance=0.5, min_relevance_similarity=0.9)
+    on_topic = verify(answer, embedder, cfg, question="How many days of annual leave do full-time staff get?")
+    off_topic = verify(answer, embedder, cfg, question="Who approves laptop encryption keys?")
+    assert [s.supported for s in on_topic.sentences] == [True]
+    assert [s.supported for s in off_topic.sentences] == [False]
+    assert verify(answer, embedder, VerifyConfig(), question="Who approves laptop encryption keys?").sentences[0].supported
+    dropped = verify(answer, embedder, VerifyConfig(mode="drop", min_relevance=0.5, min_relevance_similarity=0.9),
+                     question="Who approves laptop encryption keys?")
+    assert not dropped.grounded
+
+
+def test_a_short_verbatim_quote_is_supported_and_narrowed(embedder: HashEmbedder | None) -> None:
+    # A copied span shares too little with its sentence for the embedder; the quote itself decides.
+    answer = model_answer("27 days [1]. 28 days [1].", whole(1, handbook()))
+    verified = verify(answer, embedder)
+    assert [(verified.text[s.start:s.end], s.supported) for s in verified.sentences] == [
+        ("27 days [1].", True), ("28 days [1].", False)]
+    assert verified.citations[0].quote == ENTITLEMENT
