@@ -101,7 +101,7 @@ class KeyStore:
 
     path: Path
     _keys: dict[str, ApiKey] = field(default_factory=dict, init=False)
-    _stamp: tuple[int, int] | None = field(default=None, init=False)
+    _stamp: tuple[int, int, int] | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     @classmethod
@@ -182,13 +182,14 @@ class KeyStore:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _reload(self) -> None:
-        """Read the file again if it changed since last read (by mtime and size). Call under _lock."""
+        """Read the file again if it changed since last read. Call under _lock."""
         try:
             stat = self.path.stat()
         except FileNotFoundError:
             self._keys, self._stamp = {}, None
             return
-        stamp = (stat.st_mtime_ns, stat.st_size)
+        # Every write is a new file (os.replace), so its inode tells a change even within one mtime tick.
+        stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         if stamp == self._stamp:
             return
         try:

@@ -151,3 +151,55 @@ def test_collections_are_created_filled_and_deleted_through_the_api(tmp_path: Pa
         assert client.delete("/v1/collections/team", headers=team).status_code == 204
         assert client.get("/v1/collections/team/documents", headers=team).status_code == 404
         assert [c["name"] for c in client.get("/v1/collections", headers=admin).json()["collections"]] == ["default"]
+
+
+def test_idle_buckets_are_dropped_past_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    from citekb.api.http import ratelimit
+
+    monkeypatch.setattr(ratelimit, "MAX_BUCKETS", 3)
+    now = [0.0]
+    limiter = RateLimiter(per_min=60, burst=2, clock=lambda: now[0])
+    for caller in "abc":
+        limiter.take(caller)
+    now[0] = 10.0  # a, b and c have refilled
+    limiter.take("d")
+    limiter.take("d")
+    assert limiter.take("d") > 0  # d keeps its (empty) bucket
+    assert limiter.take("a") == 0.0 and len(limiter._buckets) <= 3
+
+
+# --------------------------------------------------------------------------- dependencies for other routes
+
+def test_require_read_and_write_guard_a_route_that_names_its_collection(portal: Portal) -> None:
+    from fastapi import Depends, FastAPI
+
+    from citekb.api.http.auth import Access, Server, require_read, require_write
+
+    app = FastAPI()
+    app.state.server = Server.for_kb(portal.kb)
+
+    @app.get("/legal-count")
+    def legal_count(access: Access = Depends(require_read("legal"))) -> int:
+        return len(access.documents())
+
+    @app.post("/legal-touch")
+    def legal_touch(access: Access = Depends(require_write("legal"))) -> str:
+        return access.collection
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/legal-count", headers=portal.auth("legal")).json() == 1
+        assert client.get("/legal-count", headers=portal.auth("reader")).status_code == 403
+        assert client.get("/legal-count").status_code == 401
+        assert client.post("/legal-touch", headers=portal.auth("legal")).status_code == 403
+        assert client.post("/legal-touch", headers=portal.auth("admin")).json() == "legal"
+
+
+def test_a_key_revoked_while_the_server_runs_is_refused_on_its_next_request(tmp_path: Path) -> None:
+    kb = make_kb(tmp_path / "idx")
+    store = KeyStore.for_index(kb.settings.index)
+    kept, revoked = (store.create(n, {"default": "read"}, []) for n in ("kept", "revoked"))
+    with TestClient(create_app(kb), raise_server_exceptions=False) as client:
+        assert client.get("/v1/documents", headers=bearer(revoked.secret)).status_code == 200
+        KeyStore.for_index(kb.settings.index).revoke(revoked.key.id)  # as `citekb keys revoke` does
+        assert client.get("/v1/documents", headers=bearer(revoked.secret)).status_code == 401
+        assert client.get("/v1/documents", headers=bearer(kept.secret)).status_code == 200
