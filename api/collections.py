@@ -25,6 +25,12 @@ DEFAULT = "default"
 COLLECTIONS_DIR = "collections"
 
 
+def milvus_collection_for(base: str, name: str) -> str:
+    """The Milvus collection holding collection name's index on a shared Milvus server: base plus
+    name, with '_' and '-' (which Milvus names cannot hold) written so that no two names meet."""
+    return f"{base}__{name.replace('_', '_0').replace('-', '_1')}"
+
+
 class CollectionNotFoundError(IndexNotFoundError):
     """No collection of that name on this server."""
 
@@ -79,7 +85,13 @@ class Collections:
         with self._lock:
             kb = self._kbs.get(name)
             if kb is None:
-                settings = self.default.settings.model_copy(update={"index": self.path(name)})
+                base = self.default.settings
+                update: dict[str, object] = {"index": self.path(name)}
+                if base.milvus_uri is not None:
+                    # A Milvus server is shared by every collection: each needs its own Milvus
+                    # collection there (an embedded milvus-lite file lives in the index directory).
+                    update["milvus_collection"] = milvus_collection_for(base.milvus_collection, name)
+                settings = base.model_copy(update=update)
                 # cast: the protocol's attributes are plain ones; these are read-only properties.
                 shared = cast(Embedder, SharedEmbedder(self.default))
                 kb = KnowledgeBase(settings, embedder=shared, extractors=self.default.extractors)

@@ -158,3 +158,19 @@ def test_keys_file_lives_in_the_index_directory(run_cli: RunCli, tmp_path: Path)
     run_cli("keys", "create", "portal", "--index", tmp_path / "idx")
     data = json.loads((tmp_path / "idx" / "keys.json").read_text("utf-8"))
     assert data["version"] == 1 and [k["name"] for k in data["keys"]] == ["portal"]
+
+
+def test_collections_on_a_shared_milvus_server_get_their_own_milvus_collections(tmp_path: Path) -> None:
+    from citekb.api.collections import Collections, milvus_collection_for
+
+    kb = make_kb(tmp_path / "idx", milvus_uri="http://milvus.internal:19530")
+    collections = Collections(kb)
+    for name in ("a-b", "a_b", "team"):
+        collections.create(name)
+    names = {collections.get(n).settings.milvus_collection for n in ("default", "a-b", "a_b", "team")}
+    assert names == {"citekb", "citekb__a_1b", "citekb__a_0b", "citekb__team"}
+    assert milvus_collection_for("citekb", "a-b") != milvus_collection_for("citekb", "a_b")
+    embedded = Collections(make_kb(tmp_path / "idx2"))
+    embedded.create("team")  # milvus-lite lives in each index directory: the name can stay
+    assert embedded.get("team").settings.milvus_collection == "citekb"
+    assert embedded.get("team").settings.index == tmp_path / "idx2" / "collections" / "team"
