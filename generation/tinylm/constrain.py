@@ -41,12 +41,10 @@ class CopyConstraint:
         if out and out[-1] == self.tokenizer.eos:
             return []
         active = self._advance(out)
-        allowed = set()
-        if len(out) < self.max_span_tokens:
-            allowed = {self.passages[p][i] for p, i in active if i < len(self.passages[p])}
-        if out:
-            allowed.update(self.tokenizer.markers[p] for p, i in active if self.ends is None or self.ends[p][i])
-        return sorted(allowed)
+        markers = {self.tokenizer.markers[p] for p, i in active if self.ends is None or self.ends[p][i]} if out else set()
+        if len(out) >= self.max_span_tokens and markers:
+            return sorted(markers)  # long enough: cite it now (past the limit only to finish a word)
+        return sorted(markers | {self.passages[p][i] for p, i in active if i < len(self.passages[p])})
 
     def span_positions(self, span: Sequence[int], passage: int) -> list[int]:
         """Start indices in passages[passage] where span occurs."""

@@ -17,7 +17,7 @@ from citekb.retrieval.analyze import analyze
 from citekb.retrieval.hit import Hit
 from citekb.retrieval.keyword import Bm25Index
 
-from .prompt import Passage, best_sentence, prompt_tokens, sentences, window
+from .prompt import Passage, best_sentence, prompt_tokens, window
 from .synth import Example, synthesize
 from .tokenizer import TinyTokenizer
 
@@ -53,22 +53,22 @@ def grounded_examples(tokenizer: TinyTokenizer, chunks: Sequence[Chunk], search:
                       passage_tokens: int, seq_len: int, per_sentence: int, max_examples: int, seed: int,
                       show_progress: bool = False) -> list[SftExample]:
     """Synthesised questions on chunks, each prompted with its true passage among `passages`
-    numbered ones (the others are what search returns for its sentence), at a random place."""
+    numbered ones: the others are what search returns for the question."""
     rng = random.Random(seed)
     synthesized = [e for c in chunks for e in synthesize(c, rng, per_sentence)]
     rng.shuffle(synthesized)
     synthesized = synthesized[:max_examples]
-    neighbours: dict[tuple[str, int], list[Chunk]] = {}
     out = []
     for example in tqdm(synthesized, desc="grounded examples", unit="q", disable=not show_progress, file=sys.stderr, leave=False):
-        key = (example.chunk.chunk_id, example.sentence)
-        if key not in neighbours:
-            # Distractors: what search finds for the question's own sentence, so they are close.
-            start, end = sentences(example.chunk)[example.sentence]
-            hits = search(example.chunk.text[start:end], passages + 1)
-            neighbours[key] = [h.chunk for h in hits if h.chunk.chunk_id != example.chunk.chunk_id][: passages - 1]
-        built = build_example(tokenizer, example, neighbours[key], rng.randrange(len(neighbours[key]) + 1),
-                              passage_tokens, seq_len)
+        # The passages a search for the question returns, in its order, as when answering: the
+        # true one is [1] as often as retrieval ranks it first. When the search misses it, it
+        # takes a random place among the others.
+        hits = [h.chunk for h in search(example.question, passages + 1)]
+        ranked = [c.chunk_id for c in hits]
+        others = [c for c in hits if c.chunk_id != example.chunk.chunk_id][: passages - 1]
+        true_rank = ranked.index(example.chunk.chunk_id) if example.chunk.chunk_id in ranked else passages
+        position = min(true_rank, len(others)) if true_rank < passages else rng.randrange(len(others) + 1)
+        built = build_example(tokenizer, example, others, position, passage_tokens, seq_len)
         if built is not None:
             out.append(built)
     return out

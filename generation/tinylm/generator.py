@@ -69,9 +69,9 @@ class TinyLMGenerator:
                                         starts=[p.word_starts() for p in passages], ends=[p.word_ends() for p in passages])
         else:
             constraint = MarkerConstraint(self.tokenizer, len(passages))
-        tokens = self.model.generate(prompt, self.cfg.max_answer_tokens + 2, temperature=self.cfg.temperature,
-                                     top_k=self.cfg.top_k, top_p=self.cfg.top_p, stop=(self.tokenizer.eos,),
-                                     allowed=constraint.allowed)
+        tokens = self.model.generate(prompt, self.cfg.max_answer_tokens + 16,  # room to finish a word, then [n]
+                                     temperature=self.cfg.temperature, top_k=self.cfg.top_k, top_p=self.cfg.top_p,
+                                     stop=(self.tokenizer.eos,), allowed=constraint.allowed)
         out: list[int] = []
         pieces: list[tuple[list[int], int | None]] = [([], None)]  # text runs, each with the marker after it
         numbers: dict[int, int] = {}  # passage index -> its citation number in this answer

@@ -59,7 +59,9 @@ class Passage:
                 out.append(False)
             else:
                 out.append(i > 0 and (a == 0 or text[a].isspace() or not _joined(text[a - 1], text[a])))
-        out.append(True)
+        # The window's end is a word's end unless its token budget cut a word in two.
+        last = self.offsets[-1][1] if self.offsets else 0
+        out.append(bool(self.offsets) and (last >= len(text) or not _joined(text[last - 1], text[last])))
         return out
 
     def sentence_around(self, start: int, end: int) -> tuple[int, int]:
@@ -118,7 +120,13 @@ def window(tokenizer: TinyTokenizer, chunk: Chunk, anchor: int, budget: int) -> 
                 grew = True
     start, end = spans[lo][0], spans[hi][1]
     ids, offsets = tokenizer.encode_with_offsets(chunk.text[start:end])
-    ids, offsets = ids[:budget], offsets[:budget]
+    if len(ids) > budget:
+        # Cut at budget tokens, and back to the end of a word: a quote never ends inside one.
+        cut = budget
+        text = chunk.text
+        while cut > 1 and _joined(text[start + offsets[cut - 1][1] - 1], text[start + offsets[cut - 1][1]]):
+            cut -= 1
+        ids, offsets = ids[:cut], offsets[:cut]
     return Passage(chunk, tuple(ids), tuple((a + start, b + start) for a, b in offsets))
 
 
