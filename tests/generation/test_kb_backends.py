@@ -70,3 +70,38 @@ def test_ask_stream_ends_with_the_verified_answer(tmp_path: Path, corpus_dir: Pa
     assert isinstance(answer, Answer) and "".join(deltas) == answer.text  # flag mode: the text is kept
     assert [s.supported for s in answer.sentences] == [True, False]
     assert answer == kb.ask(QUESTION)
+
+
+def test_cli_ask_picks_the_backend_and_verify_mode(tmp_path: Path, corpus_dir: Path, server: FakeOpenAIServer,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    import os
+
+    from click.testing import CliRunner
+
+    from citekb.api.cli import cli
+    from citekb.retrieval import factory
+
+    for name in list(os.environ):
+        if name.startswith("CITEKB_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("CITEKB_EMBEDDING_MODEL", "test/hash-embedder")
+    monkeypatch.setenv("CITEKB_OPENAI_BASE_URL", server.base_url)
+    monkeypatch.setenv("CITEKB_OPENAI_MODEL", "fake")
+    monkeypatch.setitem(factory.EMBEDDERS, "test/hash-embedder", HashEmbedder)  # type: ignore[index]
+    index = tmp_path / "idx"
+    make_kb(index).ingest([corpus_dir])
+
+    def ask(*extra: str) -> Any:
+        result = CliRunner().invoke(cli, ["ask", QUESTION, "--index", str(index), *extra], catch_exceptions=False)
+        assert result.exit_code == 0, result.stderr
+        return result
+
+    flagged = json.loads(ask("--backend", "openai", "--json").stdout)
+    assert [(s["citations"], s["supported"]) for s in flagged["sentences"]] == [([1], True), ([2], False)]
+    dropped = json.loads(ask("--backend", "openai", "--verify", "drop", "--json").stdout)
+    assert [s["supported"] for s in dropped["sentences"]] == [True] and len(dropped["citations"]) == 1
+    text = ask("--backend", "openai")
+    assert "unsupported by its citations:" in text.stderr
+    extractive = json.loads(ask("--json").stdout)  # the default backend: no request to the server
+    assert len(server.requests) == 3 and extractive["grounded"]
