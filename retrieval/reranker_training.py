@@ -48,9 +48,10 @@ class TrainingConfig:
     max_queries: int = 4000  # synthetic questions mined at most (a random sample of the corpus's sentences)
     negatives: int = 3  # hard negatives per question
     batch_queries: int = 4  # questions per step; each brings 1 + negatives passages
-    learning_rate: float = 5e-5
-    max_length: int = 128  # word pieces of query + passage
-    passage_tokens: int = 80  # the passage window (rerank.passage_window)
+    learning_rate: float = 1e-4
+    head_lr_scale: float = 10.0
+    max_length: int = 96  # word pieces of query + passage
+    passage_tokens: int = 64  # the passage window (rerank.passage_window)
     epochs: int = 1
     dev_share: float = 0.05  # synthetic questions held out to report accuracy after training
     # torch threads (0: torch's default, one per core). On a machine other jobs share, one thread
@@ -271,9 +272,13 @@ def _train(examples: Sequence[Example], base_dir: Path, out_dir: Path, cfg: Trai
         return right / len(dev)
 
     before = dev_accuracy()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.01)
+    # The head is new (random): it learns at head_lr_scale times the rate of the pretrained body.
+    head = [p for name, p in model.named_parameters() if name.startswith("classifier")]
+    body = [p for name, p in model.named_parameters() if not name.startswith("classifier")]
+    optimizer = torch.optim.AdamW([{"params": body, "scale": 1.0}, {"params": head, "scale": cfg.head_lr_scale}],
+                                  lr=cfg.learning_rate, weight_decay=0.01)
     planned = math.ceil(len(train) / cfg.batch_queries) * cfg.epochs
-    warmup = max(1, planned // 10)
+    warmup = max(1, min(planned // 10, 10))  # short: on a busy CPU a budget may hold only a few dozen steps
     budget = cfg.minutes * 60
     started = time.monotonic()
     step, loss_avg, stopped = 0, float("nan"), False
@@ -287,7 +292,7 @@ def _train(examples: Sequence[Example], base_dir: Path, out_dir: Path, cfg: Trai
                     stopped = True
                     break
                 for group in optimizer.param_groups:
-                    group["lr"] = cfg.learning_rate * min(1.0, (step + 1) / warmup)
+                    group["lr"] = cfg.learning_rate * group["scale"] * min(1.0, (step + 1) / warmup)
                 loss = torch.nn.functional.cross_entropy(scores(train[i : i + cfg.batch_queries]), target)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -82,14 +82,16 @@ def test_gate_on_sample_docs_with_the_hash_embedder(run_cli: RunCli) -> None:
 
 def test_text_table_and_existing_index(run_cli: RunCli, tmp_path: Path) -> None:
     index = tmp_path / "kept"
-    first = run_cli("eval", SAMPLE_QUESTIONS, "--index", index, "--no-ask", "--limit", "5")
+    first = run_cli("eval", SAMPLE_QUESTIONS, "--index", index, "--no-ask", "--limit", "5", "--every", "2")
     assert first.exit_code == 0, first.stderr
-    assert "5 questions (en 5) over 6 documents" in first.stdout
+    assert "5 questions (en 4, zh 1) over 6 documents" in first.stdout  # every 2nd of the first 10
     assert "page hit@1 all" in first.stdout and "hybrid" in first.stdout.splitlines()[1]
     # The index now exists: a second run evaluates it as it is, ingesting nothing.
     (index / "marker").write_text("", "utf-8")
-    second = run_cli("eval", SAMPLE_QUESTIONS, "--index", index, "--no-ask", "--limit", "5", "--json")
-    assert json.loads(second.stdout)["configs"]["hybrid"]["ask"] == {}
+    second = run_cli("eval", SAMPLE_QUESTIONS, "--index", index, "--no-ask", "--lang", "zh", "--limit", "3", "--json")
+    report = json.loads(second.stdout)
+    assert report["languages"] == {"zh": 3} and report["configs"]["hybrid"]["ask"] == {}
+    assert run_cli("eval", SAMPLE_QUESTIONS, "--index", index, "--lang", "fr").exit_code == 2
 
 
 def test_rerank_without_a_model_is_a_usage_error(run_cli: RunCli) -> None:

@@ -19,7 +19,7 @@ def test_train_then_evaluate_with_the_trained_reranker(run_cli: RunCli, corpus_d
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["steps"] >= 1 and report["examples"] + report["dev_examples"] <= 30
-    assert json.loads((out / TRAINING_FILE).read_text("utf-8"))["passage_tokens"] == 80
+    assert json.loads((out / TRAINING_FILE).read_text("utf-8"))["passage_tokens"] == 64
     questions = tmp_path / "q.jsonl"
     questions.write_text(json.dumps({"id": "q1", "lang": "en", "question": "How often is the pump filter replaced?",
                                      "answers": [], "gold": [{"file": "field_guide.pdf", "page": 2}]}) + "\n", "utf-8")
