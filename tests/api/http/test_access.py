@@ -214,3 +214,18 @@ def test_the_viewer_keeps_collections_apart(portal: Portal) -> None:
         assert portal.client.get("/v1/collections/legal" + path, headers=portal.auth("reader")).status_code == 403, path
         shown = portal.client.get("/v1/collections/legal" + path, headers=portal.auth("legal"))
         assert shown.status_code == 200 and LEGAL_TEXT in shown.text, path
+
+
+def test_a_document_repaired_from_its_file_keeps_its_groups(tmp_path: Any, corpus_dir: Any) -> None:
+    from api_contract import make_kb
+
+    kb = make_kb(tmp_path / "idx")
+    kb.ingest([corpus_dir / "field_guide.pdf"])
+    kb.ingest([corpus_dir / "security.md"], groups=["hr"])
+    chunks_file = kb.store.current() / "chunks.jsonl"
+    data = chunks_file.read_bytes()
+    chunks_file.write_bytes(data[: len(data) - len(data.splitlines()[-1]) // 2 - 1])  # security.md's last chunk cut
+    report = kb.repair()
+    assert any(a.startswith("ingested") and "security.md" in a for a in report.actions), report.actions
+    assert {r.source: r.groups for r in kb.store.load().documents.values()} == {"field_guide.pdf": [], "security.md": ["hr"]}
+    assert HR_TEXT not in " ".join(h.chunk.text for h in kb.search(MD_QUESTION, k=100, groups=frozenset()))
