@@ -262,11 +262,16 @@ class _Scorer:
                 self.windows[n] = _windows(chunk, citation.quote)
 
     def score(self, claims: Sequence[str], numbers: Sequence[Sequence[int]]) -> list[dict[int, _Verdict]]:
-        texts = sorted({w[3] for n in {n for ns in numbers for n in ns} for w in self.windows.get(n, ())})
+        terms_of = [analyze(claim) for claim in claims]
+        # Only windows sharing a term with a claim citing them are embedded: one sharing none has
+        # no overlap to support it, and embedding every sentence of every cited passage is most
+        # of the cost of verifying a model-written answer.
+        texts = sorted({w[3] for terms, ns in zip(terms_of, numbers) for n in ns for w in self.windows.get(n, ())
+                        if not w[2].isdisjoint(terms)})
         similarity = self._similarities(claims, texts)
         out = []
         for i, (claim, ns) in enumerate(zip(claims, numbers)):
-            claim_terms = analyze(claim)
+            claim_terms = terms_of[i]
             weights = term_weights(claim_terms, self.context)
             quoted = _normal(claim).rstrip(".!?。！？;；:：,，") if claim_terms else ""
             verdicts = {}
