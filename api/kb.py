@@ -29,7 +29,7 @@ from citekb.ingest.pipeline import (
     default_extractors,
     discover,
 )
-from citekb.ingest.parallel import ExtractionPool
+from citekb.ingest.parallel import ReadsFiles, extraction_pool
 from citekb.ingest.worker import ExtractionWorker
 from citekb.retrieval.indexing import prepare
 from citekb.retrieval.embed import Embedder
@@ -225,7 +225,7 @@ class KnowledgeBase:
         cfg = self.settings.ingest_config()
         embedder = self.embedder
         commits = _CommitSchedule(self.settings.commit_every_files, self.settings.commit_every_s)
-        with self.store.writer(), ExtractionPool(self._extractors, self.settings.ingest_workers) as worker:
+        with self.store.writer(), extraction_pool(self._extractors, self.settings.ingest_workers, self.settings.ray_address) as worker:
             if self.store.exists:
                 snapshot = self.store.load(expect_model_id=self.settings.embedding_model)
             else:
@@ -322,7 +322,7 @@ class KnowledgeBase:
         return RepairReport(actions, published.name, dropped, remaining)
 
     def _ingest_file(self, snapshot: Snapshot, path: Path, cfg: IngestConfig, embedder: Embedder,
-                     worker: ExtractionWorker | ExtractionPool, groups: list[str] | None = None) -> tuple[IngestedFile, bool]:
+                     worker: ReadsFiles, groups: list[str] | None = None) -> tuple[IngestedFile, bool]:
         doc_id = doc_id_for_file(path)
         previous = snapshot.find_path(str(path))
         # The file changed since it was ingested: its old version's doc_id, whose chunks go.

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     ingest_timeout_s: float = Field(60, gt=0)  # per file, for extraction (and OCR) in the worker process
     ingest_max_memory_mb: int = Field(2048, ge=256)  # address-space cap of the extraction worker
     ingest_workers: int = Field(2, ge=1, le=64)  # extraction worker processes, reading ahead while ingest embeds
+    # Extraction on Ray instead: "local" (a Ray started on this machine for the ingest), "auto"
+    # or "ray://head:10001" (a running cluster); ingest_workers actors then read the files.
+    ray_address: str | None = None
 
     bm25_weight: float = 1.0
     dense_weight: float = 1.0

@@ -162,6 +162,8 @@ def build(args: argparse.Namespace, index: Path) -> dict[str, Any]:
         t = time.perf_counter()
         kb.store.publish(snapshot)
         publish_s = time.perf_counter() - t
+    if hasattr(kb.store, "close"):
+        kb.store.close()  # milvus-lite: one process at a time holds the database; the server opens it next
     out.update(build_s=round(time.perf_counter() - t0, 1), analyze_s=round(analyze_s, 1), vectors_s=round(vectors_s, 1),
                vectors="none (keyword only)" if args.no_dense else "synthetic (BagProjectionEmbedder), one per sentence",
                add_s=round(add_s, 1), publish_s=round(publish_s, 1), index_mb=round(dir_mb(index), 1))

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING, Protocol
 
 from .config import IngestConfig
 from .document import Document
@@ -26,7 +27,27 @@ from .extract.base import Extractor
 from .ids import doc_id_for_file
 from .worker import ExtractionWorker
 
+if TYPE_CHECKING:
+    from .ray_pool import RayExtractionPool
+
 log = logging.getLogger(__name__)
+
+
+class ReadsFiles(Protocol):
+    """What the ingest loop extracts with: ExtractionWorker, ExtractionPool, RayExtractionPool."""
+
+    def extract(self, path: Path, doc_id: str, cfg: IngestConfig) -> Document: ...
+
+
+def extraction_pool(extractors: Sequence[Extractor] | None, workers: int,
+                    ray_address: str | None = None) -> ExtractionPool | RayExtractionPool:
+    """Local worker processes, or Ray actors when ray_address is set ("local": a Ray started
+    on this machine; "auto" or "ray://head:10001": a running cluster)."""
+    if ray_address is None:
+        return ExtractionPool(extractors, workers)
+    from .ray_pool import RayExtractionPool  # Ray is optional and slow to import
+
+    return RayExtractionPool(extractors, workers, address=ray_address)
 
 
 class ExtractionPool:

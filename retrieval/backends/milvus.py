@@ -102,13 +102,27 @@ class MilvusStore:
             try:
                 self._client = MilvusClient(uri=self.cfg.uri, token=self.cfg.token or "")
             except Exception as exc:  # grpc, connection and lite start-up errors have no common base
+                if self.root is not None:
+                    # milvus-lite logs the cause (another process holds the file's lock) and raises this.
+                    raise ConfigError(f"cannot open the Milvus database {self.root}: it is open in another process "
+                                      "(milvus-lite serves one process at a time; use a Milvus server to share it)") from exc
                 raise ConfigError(f"cannot open Milvus at {self.cfg.uri}: {exc}") from exc
+            # Collections come up released when Milvus (or milvus-lite, in a new process) starts.
+            for name in (self.chunks_name, self.docs_name):
+                if self._client.has_collection(name):
+                    self._client.load_collection(name)
         return self._client
 
     def close(self) -> None:
+        """Disconnect; for an embedded database also stop this process's milvus-lite server for
+        the file (every store on it in this process), so another process may open it."""
         if self._client is not None:
             self._client.close()
             self._client = None
+            if self.root is not None:
+                from milvus_lite.server_manager import server_manager_instance
+
+                server_manager_instance.release_server(str(self.root))
 
     # ---- what IndexStore offers
 

@@ -115,6 +115,8 @@ def test_a_new_knowledge_base_on_the_same_index_sees_the_same_documents(backend:
     kb = make_kb(backend, tmp_path)
     kb.ingest([docs])
     before = [(h.chunk.chunk_id, h.chunk.locator) for h in kb.search("replace the filter", k=3)]
+    if hasattr(kb.store, "close"):
+        kb.store.close()  # milvus-lite: stop this process's server, so the next one starts from the file
     reopened = make_kb(backend, tmp_path)
     assert sorted(r.doc_id for r in reopened.documents()) == sorted(r.doc_id for r in kb.documents())
     assert [(h.chunk.chunk_id, h.chunk.locator) for h in reopened.search("replace the filter", k=3)] == before
