@@ -140,7 +140,8 @@ def expected_status(path: str, body: Any, size: int) -> int:
     """What the contract says a JSON body of this many bytes gets: 413 over the size limit; 422
     unless it is an object whose query is 1..4000 characters (no lone surrogates), not all
     whitespace, whose k is an integer 1..100 (a JSON integer: not true, 5.0 or "5"; null only for
-    ask) and whose backend is text or null; 400 for an unknown backend; else 200."""
+    ask) and whose backend is text or null; 400 for an unknown backend, or one the app has no model
+    for (UNCONFIGURED); else 200."""
     if size > MAX_JSON_BODY_BYTES:
         return 413
     if not isinstance(body, dict):
@@ -154,7 +155,11 @@ def expected_status(path: str, body: Any, size: int) -> int:
         return 200
     if not (backend is None or (isinstance(backend, str) and _is_unicode(backend))):
         return 422
-    return 400 if backend and backend not in GENERATORS else 200
+    return 400 if backend and (backend not in GENERATORS or backend in UNCONFIGURED) else 200
+
+
+# Backends that need a model the test app is not given: asking for one is a 400 naming the setting.
+UNCONFIGURED = frozenset({"openai", "transformers", "tinyllm"})
 
 
 def _is_unicode(text: str) -> bool:
