@@ -95,7 +95,7 @@ class OpenAIGenerator:
                 problem = f"HTTP {response.status_code}: {_error_message(response)}"
                 if response.status_code not in _RETRY_STATUSES:
                     raise ModelError(f"openai endpoint {self._url} refused the request: {problem}")
-            log.warning("openai attempt=%d/%d url=%s problem=%s", attempt + 1, attempts, self._url, problem)
+            log.info("openai attempt=%d/%d url=%s problem=%s", attempt + 1, attempts, self._url, problem)
         raise ModelError(f"openai endpoint {self._url} is not answering after {attempts} attempt(s): {problem}")
 
 
