@@ -24,6 +24,7 @@ import resource
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
@@ -34,7 +35,7 @@ from typing import Any
 from .config import IngestConfig
 from .document import Document
 from .errors import CitekbError, ConfigError, ExtractionError, reason
-from .extract.base import Extractor
+from .extract.base import Extractor, set_progress_hook
 from .pipeline import default_extractors, extract
 
 log = logging.getLogger(__name__)
@@ -75,18 +76,33 @@ class ExtractionWorker:
 
     def extract(self, path: Path, doc_id: str, cfg: IngestConfig) -> Document:
         conn = self._ensure_started(path)
-        try:
-            conn.send((path, doc_id, cfg))
-            answered = conn.poll(cfg.timeout_s)
-        except OSError:  # the child died between files: its end of the socket is gone
-            answered = True
-        if not answered:
-            self._kill()
-            raise ExtractionError(f"cannot read {path.name}: extraction took longer than {cfg.timeout_s:g} s")
-        try:
-            status, payload, records = conn.recv()
-        except (EOFError, OSError):
-            raise ExtractionError(f"cannot read {path.name}: extraction crashed ({self._death()})") from None
+        # timeout_s bounds the time without progress: the child reports each page it finishes,
+        # so a 200-page scan that OCRs a page every few seconds goes on, while a file stuck in
+        # one page (or one parse) is killed. max_file_s bounds the file as a whole.
+        give_up = time.monotonic() + cfg.max_file_s
+        last: str | None = None
+        while True:
+            try:
+                if last is None:
+                    conn.send((path, doc_id, cfg))
+                wait = min(cfg.timeout_s, give_up - time.monotonic())
+                answered = wait > 0 and conn.poll(wait)
+            except OSError:  # the child died between files: its end of the socket is gone
+                answered = True
+            if not answered:
+                self._kill()
+                if time.monotonic() >= give_up:
+                    raise ExtractionError(f"cannot read {path.name}: extraction took longer than {cfg.max_file_s:g} s (the per-file limit)")
+                if last is None:
+                    raise ExtractionError(f"cannot read {path.name}: extraction took longer than {cfg.timeout_s:g} s")
+                raise ExtractionError(f"cannot read {path.name}: extraction made no progress for {cfg.timeout_s:g} s after {last}")
+            try:
+                status, payload, records = conn.recv()
+            except (EOFError, OSError):
+                raise ExtractionError(f"cannot read {path.name}: extraction crashed ({self._death()})") from None
+            if status != "progress":
+                break
+            last = str(payload)
         _replay(records)
         if status == "ok":
             assert isinstance(payload, Document)
@@ -207,6 +223,8 @@ def _serve(conn: Connection) -> None:
     root.setLevel(level)
     root.addHandler(collect)
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    # Each page a PDF finishes is reported, so the parent can tell a long file from a stuck one.
+    set_progress_hook(lambda what: conn.send(("progress", what, [])))
     conn.send(("ready", None))
     while True:
         try:

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -14,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from citekb.ingest.document import Document
+from citekb.ingest.extract.base import report_progress
 from citekb.ingest.extract.markdown import MarkdownExtractor
 from citekb.retrieval.analyze import analyze
 from citekb.retrieval.hit import Hit
@@ -113,3 +115,21 @@ class LoggingExtractor:
     def extract(self, path: Path, doc_id: str, max_chars: int | None = None, ocr: bool = True) -> Document:
         logging.getLogger("citekb.tests.logging_extractor").warning("odd file path=%s", path.name)
         return MarkdownExtractor().extract(path, doc_id, max_chars)
+
+
+class SlowPagesExtractor:
+    """Reads the file's lines after the first as pages, one every (first line) seconds,
+    reporting each as the PDF extractor does; a page that says "hang" never ends. Then reads the
+    file as Markdown."""
+
+    suffixes = (".pages",)
+
+    def extract(self, path: Path, doc_id: str, max_chars: int | None = None, ocr: bool = True) -> Document:
+        first, *pages = path.read_text("utf-8").splitlines()
+        for number, page in enumerate(pages, 1):
+            if page == "hang":
+                threading.Event().wait()
+            time.sleep(float(first))
+            report_progress(f"page {number}")
+        return replace(MarkdownExtractor().extract(path, doc_id, max_chars), pages=len(pages))
+

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -20,6 +20,23 @@ class Extractor(Protocol):
         bomb is stopped early rather than read whole). ocr: whether pictures of text (scanned
         pages) may be read by OCR; formats without such pages ignore it."""
         ...
+
+
+_progress_hook: Callable[[str], None] | None = None
+
+
+def set_progress_hook(hook: Callable[[str], None] | None) -> None:
+    """Who hears report_progress(): the extraction worker's child sets one that tells the parent
+    the file is still moving (see ingest/worker.py); elsewhere nobody listens."""
+    global _progress_hook
+    _progress_hook = hook
+
+
+def report_progress(what: str) -> None:
+    """An extractor calls this after each unit of slow work (a PDF page, an OCR'd picture), so
+    a per-file time limit can tell a long file that advances from one that is stuck."""
+    if _progress_hook is not None:
+        _progress_hook(what)
 
 
 @dataclass

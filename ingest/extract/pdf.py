@@ -16,7 +16,7 @@ from pdfplumber.utils.exceptions import PdfminerException
 
 from ..document import BBox, Document
 from ..errors import ExtractionError, reason
-from .base import DocumentBuilder, HeadingPath
+from .base import DocumentBuilder, HeadingPath, report_progress
 from .ocr import read_lines
 
 # Running page numbers ("- 3 -", "Page 3", "3 / 12", "第 3 页") are furniture, not content.
@@ -70,6 +70,7 @@ class PdfExtractor:
                     if ocr and _is_scan(page, page_lines):
                         page_lines = _ocr_lines(page, number, path.name)
                     lines.extend(page_lines)
+                    report_progress(f"page {number}")
                     page.close()  # frees the page's parsed objects; a long PDF otherwise keeps them all
                 page_count = len(pdf.pages)
                 meta_title = str(pdf.metadata.get("Title") or "").strip() if isinstance(pdf.metadata, dict) else ""

@@ -14,9 +14,10 @@ from citekb.ingest.errors import ConfigError, ExtractionError, UnsupportedFormat
 from citekb.ingest.pipeline import default_extractors, extract
 from citekb.ingest.worker import ExtractionWorker
 
-from fakes import CrashingExtractor, HangingExtractor, LoggingExtractor, MemoryHungryExtractor
+from fakes import CrashingExtractor, HangingExtractor, LoggingExtractor, MemoryHungryExtractor, SlowPagesExtractor
 
-MISBEHAVING = (*default_extractors(), HangingExtractor(), MemoryHungryExtractor(), CrashingExtractor(), LoggingExtractor())
+MISBEHAVING = (*default_extractors(), HangingExtractor(), MemoryHungryExtractor(), CrashingExtractor(), LoggingExtractor(),
+               SlowPagesExtractor())
 
 
 def write(tmp_path: Path, name: str, text: str = "# Notes\n\nThe kiln cools overnight.\n") -> Path:
@@ -59,6 +60,28 @@ def test_a_file_that_hangs_is_killed_at_the_timeout_and_the_next_file_is_read(tm
         document = worker.extract(write(tmp_path, "after.md"), "x", IngestConfig())
         assert document.source == "after.md"
         assert worker.pid not in (None, hung_pid)
+
+
+def test_a_file_that_keeps_reporting_pages_may_take_longer_than_the_timeout(tmp_path: Path) -> None:
+    # 6 pages at 0.3 s: 1.8 s in all, never 1 s without progress (a long scan being OCR'd).
+    cfg = IngestConfig(timeout_s=1.0)
+    with ExtractionWorker(MISBEHAVING) as worker:
+        document = worker.extract(write(tmp_path, "scan.pages", "0.3\n" + "p\n" * 6), "x", cfg)
+    assert document.pages == 6
+
+
+def test_a_file_stuck_after_some_pages_is_killed_naming_the_last_progress(tmp_path: Path) -> None:
+    with ExtractionWorker(MISBEHAVING) as worker:
+        with pytest.raises(ExtractionError, match=r"^cannot read stuck\.pages: extraction made no progress for 1 s after page 3$"):
+            worker.extract(write(tmp_path, "stuck.pages", "0.1\np\np\np\nhang\n"), "x", IngestConfig(timeout_s=1.0))
+        assert worker.pid is None
+        assert worker.extract(write(tmp_path, "after.md"), "x", IngestConfig()).source == "after.md"
+
+
+def test_a_file_that_advances_is_still_stopped_at_the_per_file_limit(tmp_path: Path) -> None:
+    with ExtractionWorker(MISBEHAVING) as worker:
+        with pytest.raises(ExtractionError, match=r"^cannot read long\.pages: extraction took longer than 1\.5 s \(the per-file limit\)$"):
+            worker.extract(write(tmp_path, "long.pages", "0.2\n" + "p\n" * 50), "x", IngestConfig(timeout_s=1.0, max_file_s=1.5))
 
 
 def test_memory_over_the_limit_is_a_clean_error_for_that_file(tmp_path: Path) -> None:
