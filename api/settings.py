@@ -29,7 +29,8 @@ class Settings(BaseSettings):
     max_file_mb: float = 200
     max_chars_per_file: int = 5_000_000
     ocr: bool = True  # read image-only PDF pages with rapidocr
-    ingest_timeout_s: float = Field(60, gt=0)  # per file, for extraction (and OCR) in the worker process
+    ingest_timeout_s: float = Field(60, gt=0)  # per file without progress (a PDF page is progress), in the worker process
+    ingest_max_file_s: float = Field(1800, gt=0)  # per file in all
     ingest_max_memory_mb: int = Field(2048, ge=256)  # address-space cap of the extraction worker
     ingest_workers: int = Field(2, ge=1, le=64)  # extraction worker processes, reading ahead while ingest embeds
     # Extraction on Ray instead: "local" (a Ray started on this machine for the ingest), "auto"
@@ -115,6 +116,7 @@ class Settings(BaseSettings):
             max_chars_per_file=self.max_chars_per_file,
             ocr=self.ocr,
             timeout_s=self.ingest_timeout_s,
+            max_file_s=self.ingest_max_file_s,
             max_memory_mb=self.ingest_max_memory_mb,
         )
 
