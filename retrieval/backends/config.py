@@ -12,8 +12,8 @@ class MilvusConfig:
     uri: str  # a file path: embedded milvus-lite; http(s)://host:19530: a Milvus server or cluster
     collection: str = "citekb"
     token: str | None = None  # "user:password" or an API key, for a server
-    dense_index: str = "HNSW"  # "FLAT" for exact search; HNSW is the fast approximate one
-    hnsw_ef: int = 128  # HNSW search breadth; at least the number of candidates asked for
+    dense_index: str = "AUTOINDEX"  # Milvus chooses (HNSW on a server); "HNSW", "FLAT" (exact), ...
+    hnsw_ef: int = 128  # HNSW search breadth (dense_index "HNSW"); at least the candidates asked for
 
     @property
     def embedded(self) -> bool:

@@ -222,11 +222,14 @@ class MilvusStore:
             schema.add_field("chunk", DataType.JSON)
             schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["terms"], output_field_names=["sparse"]))
             index = client.prepare_index_params()
+            # AUTOINDEX by default: a server picks its own (HNSW on standalone); milvus-lite 2.5
+            # knows only FLAT, IVF_FLAT and AUTOINDEX.
             params = {"M": 16, "efConstruction": 200} if self.cfg.dense_index == "HNSW" else {}
             index.add_index("dense", index_type=self.cfg.dense_index, metric_type="IP", params=params)
             # k1 and b as the directory index's BM25 (keyword.py), so both rank alike.
             index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params={"bm25_k1": 1.5, "bm25_b": 0.75})
-            index.add_index("doc_id", index_type="INVERTED")
+            if not self.cfg.embedded:  # deletes and regroups filter by doc_id; embedded engines scan
+                index.add_index("doc_id", index_type="INVERTED")
             self._create(self.chunks_name, schema, index)
         if not client.has_collection(self.docs_name):
             schema = client.create_schema(auto_id=False)
@@ -244,6 +247,12 @@ class MilvusStore:
         self.client.create_collection(name, schema=schema)
         self.client.create_index(name, index, sync=False)
         self.client.load_collection(name)
+
+
+def _hit_id(hit: Any) -> str:
+    """A search hit's chunk_id: pymilvus 3 names it by the primary field, 2.x calls it "id"."""
+    value = hit.get("chunk_id")
+    return str(value if value is not None else hit["id"])
 
 
 def _json(value: Any) -> dict[str, Any]:
@@ -407,14 +416,14 @@ class MilvusSearcher(HybridSearcher):
                 found = store.client.search(store.chunks_name, data=[" ".join(terms)], anns_field="sparse", limit=n, filter=expr,
                                             search_params={"metric_type": "BM25"})[0]
                 # milvus-lite reports BM25 as a distance (-score), a server as the score itself.
-                legs["bm25"] = [(ids.setdefault(h["chunk_id"], len(ids)), abs(float(h["distance"])))
+                legs["bm25"] = [(ids.setdefault(_hit_id(h), len(ids)), abs(float(h["distance"])))
                                 for h in found if h["distance"]]
         if weights.get("dense", 0) > 0:
             vector = self.embedder.embed([query])[0]
-            params = {"metric_type": "IP", "params": {"ef": max(store.cfg.hnsw_ef, n)}}
+            params = {"metric_type": "IP", "params": {"ef": max(store.cfg.hnsw_ef, n)} if store.cfg.dense_index == "HNSW" else {}}
             found = store.client.search(store.chunks_name, data=[vector.tolist()], anns_field="dense", limit=n, filter=expr,
                                         search_params=params)[0]
-            legs["dense"] = [(ids.setdefault(h["chunk_id"], len(ids)), float(h["distance"])) for h in found]
+            legs["dense"] = [(ids.setdefault(_hit_id(h), len(ids)), float(h["distance"])) for h in found]
         per_leg = {name: dict(results) for name, results in legs.items()}
         fused = fuse_rrf(legs, weights, self.cfg.rrf_k) if self.cfg.fusion == "rrf" else fuse_scores(legs, weights)
         keep = fused[: max(self.cfg.rerank.top_n, k) if self.reranker is not None else k]
