@@ -13,6 +13,7 @@ import click
 
 from citekb import __version__
 from citekb.api.cli_support import INDEX_HELP, emit, guard, open_kb
+from citekb.api.process import fix_malloc_mmap_threshold
 
 
 def _configure_logging(verbose: int) -> None:
@@ -37,6 +38,7 @@ def _configure_logging(verbose: int) -> None:
 def cli(verbose: int) -> None:
     """citekb: answers from your own PDF, Word and Markdown files, with citations to page and lines."""
     _configure_logging(verbose)
+    fix_malloc_mmap_threshold()  # the server's and a long ingest's memory levels off (api/process.py)
 
 
 @cli.command()
@@ -252,15 +254,16 @@ def serve(ctx: click.Context, host: str, port: int, index: Path | None) -> None:
     # The access log is citekb's own (request IDs and key ids, logger citekb.access, shown with -v).
     uvicorn.run(app, host=host, port=port, log_level=logging.getLevelName(level).lower(), access_log=False)
 
+
 # Commands that live in their own modules (api/cli_<topic>.py), one add_command line each.
 # (Imported here, after the group exists; each module imports only cli_support.)
-from citekb.api.cli_keys import collections, keys  # noqa: E402
-cli.add_command(keys)
-cli.add_command(collections)
 from citekb.api.cli_eval import eval_cmd  # noqa: E402
 cli.add_command(eval_cmd)
 from citekb.api.cli_reranker import train_reranker  # noqa: E402
 cli.add_command(train_reranker)
+from citekb.api.cli_keys import collections, keys  # noqa: E402
+cli.add_command(keys)
+cli.add_command(collections)
 from citekb.api.cli_train import train  # noqa: E402
 cli.add_command(train)
 
