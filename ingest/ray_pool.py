@@ -68,13 +68,13 @@ class RayExtractionPool:
                 if address is None or address == "local":
                     # Same machine: the workers import what this process can (its sys.path).
                     env = {"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}}
-                    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level="ERROR", runtime_env=env)
+                    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR, runtime_env=env)
                 else:
-                    ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+                    ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
             except Exception as exc:  # ConnectionError, RuntimeError, grpc errors: no common base
                 raise ConfigError(f"cannot join the Ray cluster at {address}: {exc}") from exc
         actor = ray.remote(num_cpus=1, max_restarts=1)(_Extractor)
-        self._actors = [actor.remote(tuple(extractors) if extractors is not None else default_extractors()) for _ in range(workers)]
+        self._actors: list[Any] = [actor.remote(tuple(extractors) if extractors is not None else default_extractors()) for _ in range(workers)]
         self._ahead = ahead if ahead is not None else 2 * workers
         self._planned: list[Path] = []
         self._next = 0

@@ -265,7 +265,7 @@ def _mean_vectors(rows: ChunkRows, n: int, dim: int) -> NDArray[np.float32]:
     if len(rows.owners):
         np.add.at(out, rows.owners, rows.vectors)
     norms = np.linalg.norm(out, axis=1, keepdims=True)
-    return out / np.where(norms > 0, norms, 1.0)
+    return (out / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
 class MilvusSnapshot:
