@@ -81,6 +81,14 @@ def group_filter(groups: AbstractSet[str]) -> str:
     return f"array_length(groups) == 0 or array_contains_any(groups, [{names}])"
 
 
+class _LiteClockNotice(logging.Filter):
+    """milvus-lite serves no MVCC timestamp, so every query iterator warns that it uses the
+    client's clock instead: expected with milvus-lite, and printed on every command otherwise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "mvccTs" not in record.getMessage()
+
+
 class MilvusStore:
     """One citekb index in Milvus: finds, opens and writes its two collections."""
 
@@ -99,6 +107,9 @@ class MilvusStore:
                 raise ConfigError("the milvus backend needs pymilvus (and milvus-lite for a local file): pip install pymilvus milvus-lite") from exc
             if self.root is not None:
                 self.root.parent.mkdir(parents=True, exist_ok=True)
+                iterator_log = logging.getLogger("pymilvus.client.iterator.query_iterator")
+                if not any(isinstance(f, _LiteClockNotice) for f in iterator_log.filters):
+                    iterator_log.addFilter(_LiteClockNotice())
             try:
                 self._client = MilvusClient(uri=self.cfg.uri, token=self.cfg.token or "")
             except Exception as exc:  # grpc, connection and lite start-up errors have no common base
