@@ -13,7 +13,7 @@ import click
 
 from citekb import __version__
 from citekb.api.cli_support import INDEX_HELP, emit, guard, open_kb
-from citekb.api.process import fix_malloc_mmap_threshold
+from citekb.api.process import fix_malloc_mmap_threshold, passive_openmp_waits
 
 
 def _configure_logging(verbose: int) -> None:
@@ -273,6 +273,7 @@ cli.add_command(import_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:
+    passive_openmp_waits()  # before anything imports torch (api/process.py)
     try:
         cli.main(args=argv, prog_name="citekb", standalone_mode=True)
     except SystemExit as exc:

@@ -1,10 +1,12 @@
-"""Process-wide tuning for a citekb process that runs long (a server, a big ingest)."""
+"""Process-wide tuning for a citekb process: a server or a big ingest runs long, often on a
+machine that is busy with other work."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import logging
+import os
 import sys
 
 log = logging.getLogger(__name__)
@@ -35,3 +37,18 @@ def fix_malloc_mmap_threshold() -> bool:
     done = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
     log.debug("malloc mmap threshold pinned=%s bytes=%d", done, MMAP_THRESHOLD_BYTES)
     return done
+
+
+def passive_openmp_waits() -> bool:
+    """Make torch's OpenMP threads sleep, not spin, while they wait for each other. Call before
+    torch is imported (the runtime reads OMP_WAIT_POLICY once); returns False if too late.
+
+    On a machine whose cores are busy with other work, spinning threads wait for a partner the
+    scheduler has put aside: embedding one question took 460-620 ms instead of 13 ms on 2
+    cores at load average 7 (docs/benchmarks.md). Sleeping costs nothing measurable when the
+    machine is quiet. A value the user has set is kept."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if "torch" in sys.modules:
+        log.debug("OMP_WAIT_POLICY set after torch was imported; it may not take effect")
+        return False
+    return True
