@@ -44,7 +44,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 HIT_FIELDS = {"doc_id", "source", "title", "page", "page_end", "section", "line_start", "line_end", "chunk_id", "text", "score"}
-ASK_FIELDS = {"answer", "grounded", "citations", "hits"}
+ASK_FIELDS = {"answer", "grounded", "citations", "hits", "sentences"}
 CITEKB = [sys.executable, "-c", "import sys; from citekb.api.cli import main; sys.exit(main())"]
 
 
