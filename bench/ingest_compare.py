@@ -29,7 +29,10 @@ def run_citekb(data: Path, workers: int) -> dict[str, object]:
     import tempfile
 
     from citekb.api.kb import KnowledgeBase
+    from citekb.api.process import passive_openmp_waits
     from citekb.api.settings import Settings
+
+    passive_openmp_waits()  # as the citekb command does (before torch loads)
 
     with tempfile.TemporaryDirectory(prefix="citekb-ingest-") as tmp:
         kb = KnowledgeBase(Settings(index=Path(tmp) / "index", ingest_workers=workers))
