@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     dense_weight: float = 1.0
     fusion: Literal["score", "rrf"] = "score"
     candidates: int = 100
+    sentence_share: float = 0.3  # of the keyword leg, given to a chunk's best sentence (English queries)
     rerank: Literal["none", "cross-encoder"] = "none"
     rerank_model: Path | None = None
     rerank_top_n: int = 30
@@ -125,6 +126,7 @@ class Settings(BaseSettings):
             weights={"bm25": self.bm25_weight, "dense": self.dense_weight},
             fusion=self.fusion,
             candidates=self.candidates,
+            sentence_share=self.sentence_share,
             rerank=RerankConfig(backend=self.rerank, model_dir=self.rerank_model, top_n=self.rerank_top_n),
         )
 

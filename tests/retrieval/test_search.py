@@ -137,3 +137,48 @@ def test_a_chunk_of_many_sentences_owns_at_most_the_cap_of_dense_vectors() -> No
     units = dense_units(chunk)
     assert len(units) == MAX_UNITS_PER_CHUNK
     assert " ".join(units) == text  # every sentence kept, in order
+
+
+def two_section_snapshot(embedder: HashEmbedder) -> Snapshot:
+    """The same query words in both sections: scattered over four sentences in one, together in
+    one sentence of the other."""
+    b = DocumentBuilder(doc_id="en00000000000002", source="plant.md")
+    sections = {
+        "Scattered": "The pump hums in the basement. A filter sits on the shelf. Staff replace the lamps. "
+                     "Every week the hall is swept.",
+        "Together": "Replace the pump filter every week. Lunch is served at noon. The car park closes at night. "
+                    "Visitors sign in at the desk.",
+        # Unrelated sections, so that the query words are rare enough for BM25 to weigh them.
+        "Parking": "The car park opens at seven. Bicycles go in the shed.",
+        "Visitors": "Visitors wear a badge. Badges are returned at the gate.",
+        "Meals": "The canteen serves soup on Fridays. Coffee is free.",
+    }
+    for heading, text in sections.items():
+        b.add(heading, kind="heading", section=("Plant", heading))
+        b.add(text, section=("Plant", heading))
+    document = b.build(pages=None, fallback_title="Plant")
+    return build_snapshot([(document, chunk(document, ChunkingConfig()))], embedder)
+
+
+def test_a_chunk_is_scored_by_its_best_sentence() -> None:
+    snapshot = two_section_snapshot(HashEmbedder())
+    searcher = HybridSearcher(HashEmbedder(), RetrievalConfig())
+    sections = {c.locator.section[-1]: row for row, c in enumerate(snapshot.chunks)}
+    assert {"Scattered", "Together"} <= set(sections)
+    ranked = searcher.best_sentences(snapshot, list(range(len(snapshot.chunks))), analyze("How often do I replace the pump filter?"))
+    assert ranked[0][0] == sections["Together"]
+    assert ranked[0][1] > dict(ranked).get(sections["Scattered"], 0.0)
+
+
+def test_sentence_share_splits_the_keyword_leg() -> None:
+    snapshot = two_section_snapshot(HashEmbedder())
+    query = "How often do I replace the pump filter?"
+    only_sentences = RetrievalConfig(weights={"bm25": 1.0, "dense": 0.0}, sentence_share=1.0)
+    hits = HybridSearcher(HashEmbedder(), only_sentences).search(snapshot, query, k=2)
+    assert hits[0].chunk.locator.section[-1] == "Together"
+    assert set(hits[0].scores) == {"fused", "bm25"}  # bm25 stays the whole chunk's score
+    whole = HybridSearcher(HashEmbedder(), RetrievalConfig(weights={"bm25": 1.0, "dense": 0.0}, sentence_share=0.0))
+    assert [h.chunk for h in whole.search(snapshot, query, k=2)] == [snapshot.chunks[row] for row, _ in
+                                                                   snapshot.keyword.search(analyze(query), 2)]
+    with pytest.raises(ConfigError, match="sentence_share"):
+        RetrievalConfig(sentence_share=1.5)
