@@ -200,6 +200,21 @@ class Snapshot:
         return snap
 
 
+@contextlib.contextmanager
+def exclusive_lock(lock_file: Path, busy: CitekbError) -> Iterator[None]:
+    """Hold an exclusive lock on lock_file (created if need be) for the block; raises busy at
+    once, without waiting, when another process holds it."""
+    with lock_file.open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise busy from None
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def read_manifest(directory: Path) -> dict[str, Any]:
     try:
         manifest: dict[str, Any] = json.loads((directory / "manifest.json").read_text("utf-8"))
@@ -272,15 +287,9 @@ class IndexStore:
     def writer(self) -> Iterator[None]:
         """Hold the index's write lock: one ingest or delete at a time, readers unaffected."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / ".lock").open("a") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise CitekbError(f"index {self.root} is being written by another process; try again when it finishes") from None
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with exclusive_lock(self.root / ".lock",
+                            CitekbError(f"index {self.root} is being written by another process; try again when it finishes")):
+            yield
 
     def publish(self, snapshot: Snapshot) -> Path:
         """Write snapshot aside, then make it current with one atomic rename. Call under writer()."""

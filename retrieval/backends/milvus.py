@@ -24,7 +24,6 @@ Differences from the directory index, on purpose:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import time
@@ -57,6 +56,7 @@ from ..store import (
     DocumentRecord,
     chunk_from_json,
     chunk_to_json,
+    exclusive_lock,
     readable_by,
 )
 from .config import MilvusConfig
@@ -180,15 +180,9 @@ class MilvusStore:
             yield
             return
         self.root.parent.mkdir(parents=True, exist_ok=True)
-        with Path(f"{self.root}.lock").open("a") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise ConfigError(f"Milvus database {self.root} is being written by another process; try again when it finishes") from None
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        busy = ConfigError(f"Milvus database {self.root} is being written by another process; try again when it finishes")
+        with exclusive_lock(Path(f"{self.root}.lock"), busy):
+            yield
 
     def publish(self, snapshot: MilvusSnapshot) -> Path:
         """Apply snapshot's pending writes and make them visible as a new version."""
