@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Generic, Protocol, Self, TypeVar
 
 from .config import IngestConfig
 from .document import Document
@@ -50,27 +50,25 @@ def extraction_pool(extractors: Sequence[Extractor] | None, workers: int,
     return RayExtractionPool(extractors, workers, address=ray_address)
 
 
-class ExtractionPool:
-    """ExtractionWorker's extract(), with up to `ahead` files extracted in advance by `workers`
-    worker processes. Use as a context manager; the workers end with the block. extract()
-    returns what ExtractionWorker.extract would for that file, or raises what it would."""
+T = TypeVar("T")
 
-    def __init__(self, extractors: Sequence[Extractor] | None = None, workers: int = 2, ahead: int | None = None) -> None:
+
+class ReadAhead(Generic[T]):
+    """The planning every pool shares: the files plan() names are started in order, up to
+    `ahead` at a time, unless skip(doc_id) says the loop will not need them. A pool keeps the
+    work under way in `_pending` (path -> T) and starts one file in `_start`."""
+
+    def __init__(self, workers: int, ahead: int | None) -> None:
         if workers < 1:
             raise ConfigError(f"ingest workers must be at least 1, got {workers}")
-        self._all = [ExtractionWorker(extractors) for _ in range(workers)]
-        self._idle: queue.SimpleQueue[ExtractionWorker] = queue.SimpleQueue()
-        for worker in self._all:
-            self._idle.put(worker)
-        self._threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="citekb-extract")
         self._ahead = ahead if ahead is not None else 2 * workers
         self._planned: list[Path] = []
         self._next = 0
         self._cfg = IngestConfig()
         self._skip: Callable[[str], bool] = lambda doc_id: False
-        self._futures: dict[Path, Future[tuple[str, Document] | None]] = {}
+        self._pending: dict[Path, T] = {}
 
-    def __enter__(self) -> ExtractionPool:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
@@ -82,8 +80,35 @@ class ExtractionPool:
         self._skip = skip or (lambda doc_id: False)
         self._fill()
 
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _fill(self) -> None:
+        while len(self._pending) < self._ahead and self._next < len(self._planned):
+            path = self._planned[self._next]
+            self._next += 1
+            if path not in self._pending:
+                self._start(path)
+
+    def _start(self, path: Path) -> None:
+        raise NotImplementedError
+
+
+class ExtractionPool(ReadAhead[Future[tuple[str, Document] | None]]):
+    """ExtractionWorker's extract(), with up to `ahead` files extracted in advance by `workers`
+    worker processes. Use as a context manager; the workers end with the block. extract()
+    returns what ExtractionWorker.extract would for that file, or raises what it would."""
+
+    def __init__(self, extractors: Sequence[Extractor] | None = None, workers: int = 2, ahead: int | None = None) -> None:
+        super().__init__(workers, ahead)
+        self._all = [ExtractionWorker(extractors) for _ in range(workers)]
+        self._idle: queue.SimpleQueue[ExtractionWorker] = queue.SimpleQueue()
+        for worker in self._all:
+            self._idle.put(worker)
+        self._threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="citekb-extract")
+
     def extract(self, path: Path, doc_id: str, cfg: IngestConfig) -> Document:
-        future = self._futures.pop(path, None)
+        future = self._pending.pop(path, None)
         self._fill()
         if future is not None and cfg == self._cfg:
             ahead = future.result()  # raises the file's CitekbError, as ExtractionWorker would
@@ -92,19 +117,15 @@ class ExtractionPool:
         return self._with_worker(path, doc_id, cfg)  # not read ahead, or the file changed since
 
     def close(self) -> None:
-        for future in self._futures.values():
+        for future in self._pending.values():
             future.cancel()
         self._threads.shutdown(wait=True)
-        self._futures.clear()
+        self._pending.clear()
         for worker in self._all:
             worker.close()
 
-    def _fill(self) -> None:
-        while len(self._futures) < self._ahead and self._next < len(self._planned):
-            path = self._planned[self._next]
-            self._next += 1
-            if path not in self._futures:
-                self._futures[path] = self._threads.submit(self._read_ahead, path, self._cfg)
+    def _start(self, path: Path) -> None:
+        self._pending[path] = self._threads.submit(self._read_ahead, path, self._cfg)
 
     def _read_ahead(self, path: Path, cfg: IngestConfig) -> tuple[str, Document] | None:
         try:

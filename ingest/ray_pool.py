@@ -12,9 +12,8 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from .config import IngestConfig
@@ -22,6 +21,7 @@ from .document import Document
 from .errors import CitekbError, ConfigError, ExtractionError
 from .extract.base import Extractor
 from .ids import doc_id_for_bytes
+from .parallel import ReadAhead
 from .pipeline import default_extractors
 from .worker import ExtractionWorker
 
@@ -48,15 +48,14 @@ class _Extractor:
             path.unlink(missing_ok=True)
 
 
-class RayExtractionPool:
+class RayExtractionPool(ReadAhead[tuple[str, Any]]):  # path -> (doc_id, Ray object ref)
     """Reads planned files ahead on `workers` Ray actors (one CPU each). address: a Ray
     cluster's address ("ray://head:10001", "auto"), or None for a Ray started on this machine
     for the ingest and stopped after it."""
 
     def __init__(self, extractors: Sequence[Extractor] | None = None, workers: int = 2, address: str | None = None,
                  ahead: int | None = None) -> None:
-        if workers < 1:
-            raise ConfigError(f"ingest workers must be at least 1, got {workers}")
+        super().__init__(workers, ahead)
         try:
             import ray
         except ImportError as exc:
@@ -75,27 +74,10 @@ class RayExtractionPool:
                 raise ConfigError(f"cannot join the Ray cluster at {address}: {exc}") from exc
         actor = ray.remote(num_cpus=1, max_restarts=1)(_Extractor)
         self._actors: list[Any] = [actor.remote(tuple(extractors) if extractors is not None else default_extractors()) for _ in range(workers)]
-        self._ahead = ahead if ahead is not None else 2 * workers
-        self._planned: list[Path] = []
-        self._next = 0
         self._turn = 0
-        self._cfg = IngestConfig()
-        self._skip: Callable[[str], bool] = lambda doc_id: False
-        self._refs: dict[Path, tuple[str, Any]] = {}  # path -> (doc_id, Ray object ref)
-
-    def __enter__(self) -> RayExtractionPool:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
-
-    def plan(self, paths: Sequence[Path], cfg: IngestConfig, skip: Callable[[str], bool] | None = None) -> None:
-        self._planned, self._next, self._cfg = list(paths), 0, cfg
-        self._skip = skip or (lambda doc_id: False)
-        self._fill()
 
     def extract(self, path: Path, doc_id: str, cfg: IngestConfig) -> Document:
-        ahead = self._refs.pop(path, None)
+        ahead = self._pending.pop(path, None)
         self._fill()
         if ahead is None or ahead[0] != doc_id or cfg != self._cfg:
             ahead = (doc_id, self._submit(path, path.read_bytes(), doc_id, cfg))
@@ -111,7 +93,7 @@ class RayExtractionPool:
     def close(self) -> None:
         for actor in self._actors:
             self._ray.kill(actor)  # ends its ExtractionWorker's child with it
-        self._actors, self._refs = [], {}
+        self._actors, self._pending = [], {}
         if self._started:
             self._ray.shutdown()
 
@@ -120,14 +102,11 @@ class RayExtractionPool:
         self._turn += 1
         return actor.extract.remote(data, path.name, doc_id, cfg)
 
-    def _fill(self) -> None:
-        while len(self._refs) < self._ahead and self._next < len(self._planned):
-            path = self._planned[self._next]
-            self._next += 1
-            try:
-                data = path.read_bytes()
-            except OSError:
-                continue  # the loop reads it again and reports the error itself
-            doc_id = doc_id_for_bytes(data)
-            if path not in self._refs and not self._skip(doc_id):
-                self._refs[path] = (doc_id, self._submit(path, data, doc_id, self._cfg))
+    def _start(self, path: Path) -> None:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return  # the loop reads it again and reports the error itself
+        doc_id = doc_id_for_bytes(data)
+        if not self._skip(doc_id):
+            self._pending[path] = (doc_id, self._submit(path, data, doc_id, self._cfg))

@@ -67,7 +67,7 @@ def test_a_file_changed_after_it_was_read_ahead_is_read_again(tmp_path: Path) ->
     cfg = IngestConfig()
     with ExtractionPool(workers=1) as pool:
         pool.plan([path], cfg)
-        pool._futures[path].result()  # read ahead, then the file changes
+        pool._pending[path].result()  # read ahead, then the file changes
         path.write_text("# Notes\n\nThe kiln is cold.\n", "utf-8")
         document = pool.extract(path, doc_id_for_file(path), cfg)
     assert document.blocks[1].text == "The kiln is cold."
