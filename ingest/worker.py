@@ -81,13 +81,15 @@ class ExtractionWorker:
         # one page (or one parse) is killed. max_file_s bounds the file as a whole.
         give_up = time.monotonic() + cfg.max_file_s
         last: str | None = None
+        try:
+            conn.send((path, doc_id, cfg))
+        except OSError:  # the child died between files: its end of the socket is gone
+            pass  # and recv() below says so
         while True:
+            wait = min(cfg.timeout_s, give_up - time.monotonic())
             try:
-                if last is None:
-                    conn.send((path, doc_id, cfg))
-                wait = min(cfg.timeout_s, give_up - time.monotonic())
                 answered = wait > 0 and conn.poll(wait)
-            except OSError:  # the child died between files: its end of the socket is gone
+            except OSError:
                 answered = True
             if not answered:
                 self._kill()
