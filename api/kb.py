@@ -14,7 +14,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from citekb.generation.answer import Answer
-from citekb.generation.base import stream_answer
+from citekb.generation.base import Generator, stream_answer
+from citekb.generation.config import GenerationConfig
 from citekb.generation.factory import make_generator
 from citekb.generation.verify import verify
 from citekb.ingest.chunking import chunk
@@ -37,7 +38,7 @@ from citekb.retrieval.factory import make_embedder, make_reranker, make_store
 from citekb.retrieval.hit import Hit
 from citekb.retrieval.integrity import Problem, SnapshotParts, check_files, check_parts, read_parts, rebuild
 from citekb.retrieval.search import HybridSearcher
-from citekb.retrieval.store import DocumentRecord, IndexStore, Snapshot, check_groups, readable_by
+from citekb.retrieval.store import DocumentRecord, Snapshot, check_groups, readable_by
 
 from .settings import Settings
 
@@ -168,9 +169,7 @@ class KnowledgeBase:
 
     def ask(self, query: str, k: int | None = None, backend: str | None = None,
             groups: AbstractSet[str] | None = None) -> Answer:
-        cfg = self.settings.generation_config()
-        generator = make_generator(cfg, backend, self.embedder)
-        hits = self.search(query, k or self.settings.ask_k, groups)
+        cfg, generator, hits = self._answering(query, k, backend, groups)
         # Every sentence checked against the passages it cites: flagged or dropped (verify_mode).
         return verify(generator.answer(query, hits), self.embedder, cfg.verify, question=query)
 
@@ -178,12 +177,17 @@ class KnowledgeBase:
                    groups: AbstractSet[str] | None = None) -> Iterator[str | Answer]:
         """ask, as text deltas followed by the finished, verified Answer (see
         generation.base.stream_answer); with verify_mode "drop" its text is the one to keep."""
-        cfg = self.settings.generation_config()
-        generator = make_generator(cfg, backend, self.embedder)
-        hits = self.search(query, k or self.settings.ask_k, groups)
+        cfg, generator, hits = self._answering(query, k, backend, groups)
         embedder = self.embedder
         return (verify(item, embedder, cfg.verify, question=query) if isinstance(item, Answer) else item
                 for item in stream_answer(generator, query, hits))
+
+    def _answering(self, query: str, k: int | None, backend: str | None,
+                   groups: AbstractSet[str] | None) -> tuple[GenerationConfig, Generator, list[Hit]]:
+        """What ask and ask_stream answer with: the generation config, the backend, the hits."""
+        cfg = self.settings.generation_config()
+        generator = make_generator(cfg, backend, self.embedder)
+        return cfg, generator, self.search(query, k or self.settings.ask_k, groups)
 
     def documents(self, groups: AbstractSet[str] | None = None) -> list[DocumentRecord]:
         """The indexed documents by file name; with groups, only those a caller in them may read."""
