@@ -20,11 +20,12 @@ EXTRA_SUFFIXES = (".txt", ".md", ".markdown")
 @click.option("--extra", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="a folder of extra .txt/.md text for pretraining")
 @click.option("--minutes", type=click.FloatRange(min=0, min_open=True), help="time budget for the whole run")
-@click.option("--size", type=click.Choice(["tiny", "small", "medium", "large"]), default="small", show_default=True,
+@click.option("--size", type=click.Choice(["tiny", "mini", "small", "medium", "large"]), default="small", show_default=True,
               help="model size: small is about 5M parameters, large 8 layers x 512")
 @click.option("--vocab-size", type=click.IntRange(64), default=8000, show_default=True)
 @click.option("--pretrain-steps", type=click.IntRange(0), default=1500, show_default=True)
-@click.option("--sft-steps", type=click.IntRange(0), default=6000, show_default=True)
+@click.option("--sft-steps", type=click.IntRange(0), default=40000, show_default=True,
+              help="at most this many QA steps (with --minutes, time usually ends the stage first)")
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(0), default=0, help="torch threads (default: half the cores)")

@@ -26,6 +26,9 @@ class CopyConstraint:
     # 0..len); None: anywhere. The generator passes word boundaries, so quotes are whole words.
     starts: Sequence[Sequence[bool]] | None = None
     ends: Sequence[Sequence[bool]] | None = None
+    # Per passage, the index of the marker that cites it (several evidence sentences of one hit
+    # share its marker); None: passage p is cited by marker p.
+    labels: Sequence[int] | None = None
     _states: list[list[tuple[int, int]]] = field(default_factory=list, init=False)
     _seen: list[int] = field(default_factory=list, init=False)
 
@@ -41,10 +44,14 @@ class CopyConstraint:
         if out and out[-1] == self.tokenizer.eos:
             return []
         active = self._advance(out)
-        markers = {self.tokenizer.markers[p] for p, i in active if self.ends is None or self.ends[p][i]} if out else set()
+        markers = {self.tokenizer.markers[self.label(p)] for p, i in active if self.ends is None or self.ends[p][i]} if out else set()
         if len(out) >= self.max_span_tokens and markers:
             return sorted(markers)  # long enough: cite it now (past the limit only to finish a word)
         return sorted(markers | {self.passages[p][i] for p, i in active if i < len(self.passages[p])})
+
+    def label(self, passage: int) -> int:
+        """The index of the marker that cites passage."""
+        return passage if self.labels is None else self.labels[passage]
 
     def span_positions(self, span: Sequence[int], passage: int) -> list[int]:
         """Start indices in passages[passage] where span occurs."""

@@ -1,6 +1,7 @@
 """Training data for TinyLM: the corpus as one token stream (stage 1), and grounded QA examples
-as (tokens, prompt length) pairs whose answer is a span of the true passage plus its marker
-(stage 2)."""
+as (tokens, prompt length) pairs whose answer is a span of the true sentence plus the marker of
+its hit (stage 2). The prompt is built as when answering: the question's best evidence
+sentences among what a search for the question returns (prompt.evidence)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from citekb.retrieval.analyze import analyze
 from citekb.retrieval.hit import Hit
 from citekb.retrieval.keyword import Bm25Index
 
-from .prompt import Passage, best_sentence, prompt_tokens, window
+from .prompt import Passage, encode_range, evidence, prompt_tokens, sentences
 from .synth import Example, synthesize
 from .tokenizer import TinyTokenizer
 
@@ -50,43 +51,49 @@ def token_stream(tokenizer: TinyTokenizer, texts: Sequence[str]) -> torch.Tensor
 
 
 def grounded_examples(tokenizer: TinyTokenizer, chunks: Sequence[Chunk], search: Search, *, passages: int,
-                      passage_tokens: int, seq_len: int, per_sentence: int, max_examples: int, seed: int,
+                      sentences: int, sentence_tokens: int, seq_len: int, per_sentence: int, max_examples: int, seed: int,
                       show_progress: bool = False) -> list[SftExample]:
-    """Synthesised questions on chunks, each prompted with its true passage among `passages`
-    numbered ones: the others are what search returns for the question."""
+    """Synthesised questions on chunks, each prompted with the best evidence sentences among the
+    `passages` hits a search for the question returns (the question's own chunk among them)."""
     rng = random.Random(seed)
     synthesized = [e for c in chunks for e in synthesize(c, rng, per_sentence)]
     rng.shuffle(synthesized)
     synthesized = synthesized[:max_examples]
     out = []
     for example in tqdm(synthesized, desc="grounded examples", unit="q", disable=not show_progress, file=sys.stderr, leave=False):
-        # The passages a search for the question returns, in its order, as when answering: the
-        # true one is [1] as often as retrieval ranks it first. When the search misses it, it
-        # takes a random place among the others.
-        hits = [h.chunk for h in search(example.question, passages + 1)]
-        ranked = [c.chunk_id for c in hits]
-        others = [c for c in hits if c.chunk_id != example.chunk.chunk_id][: passages - 1]
-        true_rank = ranked.index(example.chunk.chunk_id) if example.chunk.chunk_id in ranked else passages
-        position = min(true_rank, len(others)) if true_rank < passages else rng.randrange(len(others) + 1)
-        built = build_example(tokenizer, example, others, position, passage_tokens, seq_len)
+        # The hits a search for the question returns, in its order, as when answering: the true
+        # chunk ranks where retrieval ranks it. When the search misses it, it takes a random place.
+        hits = list({h.chunk.chunk_id: h.chunk for h in search(example.question, passages)}.values())[:passages]
+        if all(c.chunk_id != example.chunk.chunk_id for c in hits):
+            hits = hits[: passages - 1]
+            hits.insert(rng.randrange(len(hits) + 1), example.chunk)
+        built = build_example(tokenizer, example, hits, sentences, sentence_tokens, seq_len, rng)
         if built is not None:
             out.append(built)
     return out
 
 
-def build_example(tokenizer: TinyTokenizer, example: Example, distractors: Sequence[Chunk], position: int,
-                  passage_tokens: int, seq_len: int) -> SftExample | None:
-    """The example's prompt with its true passage at position (0-based) among the distractors;
-    None when the answer does not fit its window or the whole does not fit seq_len."""
-    true = window(tokenizer, example.chunk, example.sentence, passage_tokens)
+def build_example(tokenizer: TinyTokenizer, example: Example, hits: Sequence[Chunk], count: int, sentence_tokens: int,
+                  seq_len: int, rng: random.Random) -> SftExample | None:
+    """The example's prompt: the count best evidence sentences of hits (which hold its chunk),
+    with the true sentence where the ranking puts it, or at a random place when the ranking
+    leaves it out; None when the answer does not fit its sentence's tokens or the whole seq_len."""
+    hit = next(i for i, c in enumerate(hits) if c.chunk_id == example.chunk.chunk_id)
+    context = evidence(tokenizer, hits, example.question, count=count, sentence_tokens=sentence_tokens)
+    position = next((i for i, p in enumerate(context) if p.hit == hit
+                     and None not in answer_tokens(p, example.answer_start, example.answer_end)), None)
+    if position is None:
+        start, end = sentences(example.chunk)[example.sentence]
+        context = context[: count - 1]
+        position = rng.randrange(len(context) + 1)
+        context.insert(position, encode_range(tokenizer, example.chunk, start, end, sentence_tokens, hit))
+    true = context[position]
     first, last = answer_tokens(true, example.answer_start, example.answer_end)
     if first is None or last is None:
         return None
-    windows: list[Passage] = [window(tokenizer, c, best_sentence(c, example.question), passage_tokens) for c in distractors]
-    windows.insert(position, true)
-    tokens = prompt_tokens(tokenizer, windows, example.question)
+    tokens = prompt_tokens(tokenizer, context, example.question)
     prompt_len = len(tokens)
-    tokens += [*true.tokens[first:last], tokenizer.markers[position], tokenizer.eos]
+    tokens += [*true.tokens[first:last], tokenizer.markers[hit], tokenizer.eos]
     if len(tokens) > seq_len + 1:
         return None
     return SftExample(tuple(tokens), prompt_len)

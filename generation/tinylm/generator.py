@@ -1,8 +1,9 @@
-"""The "tinyllm" answer backend: a TinyLM checkpoint writes the answer from numbered passage
-windows of the hits, token by token. Copy-constrained (the default), the answer is a span
-quoted from one passage followed by that passage's marker; free, it is any text whose markers
-name given passages. Either way a citation is narrowed to the sentence of its passage that
-holds the quoted (or, failing that, the best-matching) text."""
+"""The "tinyllm" answer backend: a TinyLM checkpoint writes the answer, token by token, from
+the question's best evidence sentences among the hits, each marked with its hit's number.
+Copy-constrained (the default), the answer is a span quoted from one sentence followed by the
+marker of the hit it comes from; free, it is any text whose markers name given hits. Either
+way a citation is narrowed to the sentence that holds the quoted (or, failing that, the
+best-matching) text."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 
+from citekb.ingest.document import Chunk
 from citekb.ingest.errors import ConfigError
+from citekb.retrieval.embed import Embedder
 from citekb.retrieval.hit import Hit
 
 from ..answer import Answer, Citation
@@ -18,7 +21,7 @@ from ..base import NOT_FOUND
 from ..config import TinyLLMConfig
 from .checkpoint import Checkpoint, load_checkpoint
 from .constrain import CopyConstraint, MarkerConstraint
-from .prompt import Passage, best_sentence, prompt_tokens, sentences, window
+from .prompt import Passage, best_sentence, evidence, prompt_tokens, sentence_around, sentences
 from .tokenizer import MAX_MARKERS
 
 
@@ -30,24 +33,26 @@ def _load(directory: Path, stamp: float) -> Checkpoint:  # stamp: reload when th
 class TinyLMGenerator:
     name = "tinyllm"
 
-    def __init__(self, checkpoint: Checkpoint, cfg: TinyLLMConfig = TinyLLMConfig()) -> None:
+    def __init__(self, checkpoint: Checkpoint, cfg: TinyLLMConfig = TinyLLMConfig(), embedder: Embedder | None = None) -> None:
         if cfg.passages > MAX_MARKERS:
             raise ConfigError(f"tinyllm passages must be at most {MAX_MARKERS}")
         self.model = checkpoint.model
         self.tokenizer = checkpoint.tokenizer
         self.cfg = cfg
+        self.embedder = embedder  # ranks the evidence sentences with the lexical score, as extractive does
         trained = checkpoint.meta.get("train", {})
-        # Passages as long as the model saw them in training, unless configured otherwise.
-        self.passage_tokens = cfg.passage_tokens or int(trained.get("passage_tokens", 64))
+        # Evidence sentences as many and as long as the model saw in training, unless configured otherwise.
+        self.passage_tokens = cfg.passage_tokens or int(trained.get("passage_tokens", 48))
+        self.sentences = int(trained.get("sentences", 3))
 
     @classmethod
-    def from_config(cls, cfg: TinyLLMConfig) -> TinyLMGenerator:
+    def from_config(cls, cfg: TinyLLMConfig, embedder: Embedder | None = None) -> TinyLMGenerator:
         if cfg.model_dir is None:
             raise ConfigError("the tinyllm backend needs a model: `citekb ask --model DIR` or CITEKB_TINYLLM_MODEL "
                               "(train one with `citekb train --out DIR`)")
         directory = cfg.model_dir.resolve()
         config = directory / "config.json"
-        return cls(_load(directory, config.stat().st_mtime if config.is_file() else 0.0), cfg)
+        return cls(_load(directory, config.stat().st_mtime if config.is_file() else 0.0), cfg, embedder)
 
     def answer(self, question: str, hits: Sequence[Hit]) -> Answer:
         *_, last = self.stream(question, hits)
@@ -56,8 +61,9 @@ class TinyLMGenerator:
 
     def stream(self, question: str, hits: Sequence[Hit]) -> Iterator[str | Answer]:
         """Text deltas as tokens are written, then the finished Answer."""
-        passages = [window(self.tokenizer, h.chunk, best_sentence(h.chunk, question), self.passage_tokens)
-                    for h in hits[: self.cfg.passages]]
+        chunks = [h.chunk for h in hits[: self.cfg.passages]]
+        passages = evidence(self.tokenizer, chunks, question, count=self.sentences, sentence_tokens=self.passage_tokens,
+                            embedder=self.embedder)
         if not passages:
             yield NOT_FOUND
             yield Answer(text=NOT_FOUND, citations=(), hits=tuple(hits), grounded=False)
@@ -66,15 +72,16 @@ class TinyLMGenerator:
         constraint: CopyConstraint | MarkerConstraint
         if self.cfg.copy_constrained:
             constraint = CopyConstraint(self.tokenizer, [p.tokens for p in passages], self.cfg.max_answer_tokens,
-                                        starts=[p.word_starts() for p in passages], ends=[p.word_ends() for p in passages])
+                                        starts=[p.word_starts() for p in passages], ends=[p.word_ends() for p in passages],
+                                        labels=[p.hit for p in passages])
         else:
-            constraint = MarkerConstraint(self.tokenizer, len(passages))
+            constraint = MarkerConstraint(self.tokenizer, len(chunks))
         tokens = self.model.generate(prompt, self.cfg.max_answer_tokens + 16,  # room to finish a word, then [n]
                                      temperature=self.cfg.temperature, top_k=self.cfg.top_k, top_p=self.cfg.top_p,
                                      stop=(self.tokenizer.eos,), allowed=constraint.allowed)
         out: list[int] = []
         pieces: list[tuple[list[int], int | None]] = [([], None)]  # text runs, each with the marker after it
-        numbers: dict[int, int] = {}  # passage index -> its citation number in this answer
+        numbers: dict[int, int] = {}  # hit index -> its citation number in this answer
         shown = ""
         for token in tokens:
             out.append(token)
@@ -89,7 +96,7 @@ class TinyLMGenerator:
             if len(text) > len(shown) and not text.endswith("\ufffd") and text.startswith(shown):
                 yield text[len(shown):]
                 shown = text
-        answer = self._answer(pieces, numbers, passages, constraint, hits)
+        answer = self._answer(pieces, numbers, chunks, passages, constraint, hits)
         if answer.text.startswith(shown) and answer.text != shown:
             yield answer.text[len(shown):]
         yield answer
@@ -105,8 +112,8 @@ class TinyLMGenerator:
                 parts.append(text)
         return " ".join(parts)
 
-    def _answer(self, pieces: list[tuple[list[int], int | None]], numbers: dict[int, int], passages: list[Passage],
-                constraint: CopyConstraint | MarkerConstraint, hits: Sequence[Hit]) -> Answer:
+    def _answer(self, pieces: list[tuple[list[int], int | None]], numbers: dict[int, int], chunks: list[Chunk],
+                passages: list[Passage], constraint: CopyConstraint | MarkerConstraint, hits: Sequence[Hit]) -> Answer:
         cited = [(run, p) for run, p in pieces if p is not None and self.tokenizer.decode(run).strip()]
         if not cited:  # nothing quoted, or text without a source: never an answer from nowhere
             return Answer(text=NOT_FOUND, citations=(), hits=tuple(hits), grounded=False)
@@ -114,27 +121,27 @@ class TinyLMGenerator:
         for run, p in cited:
             n = numbers[p]
             if n not in citations:
-                citations[n] = self._cite(n, passages[p], run, constraint)
+                citations[n] = self._cite(n, chunks[p], p, run, passages, constraint)
         return Answer(text=self._render([(r, p) for r, p in pieces if p is not None], numbers),
                       citations=tuple(citations[n] for n in sorted(citations)), hits=tuple(hits), grounded=True)
 
-    def _cite(self, n: int, passage: Passage, run: list[int], constraint: CopyConstraint | MarkerConstraint) -> Citation:
-        """The citation of passage for the text run: the sentence holding the quoted span."""
-        chunk = passage.chunk
+    def _cite(self, n: int, chunk: Chunk, hit: int, run: list[int], passages: list[Passage],
+              constraint: CopyConstraint | MarkerConstraint) -> Citation:
+        """The citation of the hit-th hit for the text run: the sentence holding the quoted span."""
         found = None
         if isinstance(constraint, CopyConstraint):
-            at = constraint.span_positions(run, constraint.passages.index(passage.tokens))
-            if at:
-                found = passage.char_range(at[0], at[0] + len(run))
+            for index, passage in enumerate(passages):
+                at = constraint.span_positions(run, index) if passage.hit == hit else []
+                if at:
+                    found = passage.char_range(at[0], at[0] + len(run))
+                    break
         else:
             text = self.tokenizer.decode(run).strip()
-            window_start = passage.offsets[0][0] if passage.offsets else 0
-            i = chunk.text.find(text, window_start) if text else -1
+            i = chunk.text.find(text) if text else -1
             if i >= 0:
                 found = (i, i + len(text))
-        if found is None:  # free text not in the passage: cite the window's sentence closest to it
+        if found is None:  # free text not in the passage: cite the sentence closest to it
             spans = sentences(chunk)
-            anchor = spans[best_sentence(chunk, self.tokenizer.decode(run))] if spans else (0, len(chunk.text))
-            found = anchor
-        start, end = passage.sentence_around(*found)
+            found = spans[best_sentence(chunk, self.tokenizer.decode(run))] if spans else (0, len(chunk.text))
+        start, end = sentence_around(chunk, *found)
         return Citation(n=n, chunk_id=chunk.chunk_id, locator=chunk.locate(start, end), quote=chunk.text[start:end])

@@ -47,6 +47,7 @@ class TinyLMConfig:
 SIZES: dict[str, TinyLMConfig] = {
     # name: (layers, heads, dim, ffn); vocab and context are set by the tokenizer and the trainer
     "tiny": TinyLMConfig(n_layer=2, n_head=2, dim=64, ffn_dim=192),
+    "mini": TinyLMConfig(n_layer=4, n_head=4, dim=128, ffn_dim=384),
     "small": TinyLMConfig(),
     "medium": TinyLMConfig(n_layer=6, n_head=8, dim=384, ffn_dim=1024),
     "large": TinyLMConfig(n_layer=8, n_head=8, dim=512, ffn_dim=2048),

@@ -1,11 +1,14 @@
 """Prompts for TinyLM, built the same way for training and for answering:
 
-    <bos> <|system|> <|user|> [1] passage … [2] passage … <|sep|> question <|assistant|> span [n] <eos>
+    <bos> <|system|> <|user|> [2] sentence … [1] sentence … [1] sentence … <|sep|> question <|assistant|> span [n] <eos>
 
-Each passage is a window of a retrieved chunk: the sentence that shares most terms with the
-question (or, for a training example, the sentence its question was made from) and its
-neighbours, up to a token budget. A window keeps its tokens' character offsets in the chunk,
-so a span copied from it is cited by its exact sentence, page and lines."""
+The context is the question's best evidence sentences among the retrieved hits, best first,
+ranked as the extractive backend ranks them (the share of the question's rare terms a sentence
+holds, plus, with an embedder, its cosine to the question; generation/verify.py), each one
+preceded by the marker of the hit it comes from. A few sentences instead of whole passages
+keep prompts short (about 100 tokens), so training does several times more steps, and the task
+left to the model is which sentence and which span. A passage keeps its tokens' character
+offsets in the chunk, so a span copied from it is cited by its exact sentence, page and lines."""
 
 from __future__ import annotations
 
@@ -15,17 +18,25 @@ from dataclasses import dataclass
 from citekb.ingest.document import Chunk
 from citekb.ingest.sentences import split_sentences
 from citekb.retrieval.analyze import analyze
+from citekb.retrieval.embed import Embedder
 
+from ..config import ExtractiveConfig
+from ..verify import PassageSentence, cosines, overlap, passage_sentences, term_weights
 from .tokenizer import TinyTokenizer
+
+# As the extractive backend: per rank of the hit a sentence comes from, so ties go to the better hit.
+RANK_PENALTY = 0.01
 
 
 @dataclass(frozen=True, slots=True)
 class Passage:
-    """A window of chunk: tokens[i] is chunk.text[offsets[i][0]:offsets[i][1]]."""
+    """Text of chunk: tokens[i] is chunk.text[offsets[i][0]:offsets[i][1]]. It comes from the
+    hit-th hit (0-based) and is cited by marker [hit + 1]."""
 
     chunk: Chunk
     tokens: tuple[int, ...]
     offsets: tuple[tuple[int, int], ...]
+    hit: int = 0
 
     def char_range(self, first: int, last: int) -> tuple[int, int]:
         """The chunk's [start, end) characters of tokens[first:last], outer whitespace trimmed."""
@@ -66,8 +77,7 @@ class Passage:
 
     def sentence_around(self, start: int, end: int) -> tuple[int, int]:
         """The chunk's sentence holding [start, end) (the sentences it spans, if several)."""
-        spans = [s for s in sentences(self.chunk) if s[0] < end and start < s[1]]
-        return (spans[0][0], spans[-1][1]) if spans else (start, end)
+        return sentence_around(self.chunk, start, end)
 
 
 _OPENERS = "$£€¥\"'“‘(《「"
@@ -94,6 +104,12 @@ def sentences(chunk: Chunk) -> list[tuple[int, int]]:
     return out
 
 
+def sentence_around(chunk: Chunk, start: int, end: int) -> tuple[int, int]:
+    """chunk's sentence holding its characters [start, end) (the sentences it spans, if several)."""
+    spans = [s for s in sentences(chunk) if s[0] < end and start < s[1]]
+    return (spans[0][0], spans[-1][1]) if spans else (start, end)
+
+
 def best_sentence(chunk: Chunk, question: str) -> int:
     """Index of the chunk's sentence sharing most distinct terms with question (first on ties)."""
     wanted = set(analyze(question))
@@ -102,7 +118,43 @@ def best_sentence(chunk: Chunk, question: str) -> int:
     return max(range(len(spans)), key=lambda i: (scores[i], -i)) if spans else 0
 
 
-def window(tokenizer: TinyTokenizer, chunk: Chunk, anchor: int, budget: int) -> Passage:
+def rank_sentences(question: str, chunks: Sequence[Chunk], embedder: Embedder | None = None,
+                   semantic_weight: float = ExtractiveConfig().semantic_weight) -> list[PassageSentence]:
+    """The sentences of chunks (the hits, best first), best evidence for question first."""
+    candidates = [s for rank, chunk in enumerate(chunks) for s in passage_sentences(chunk, rank)]
+    terms = set(analyze(question))
+    if not candidates:
+        return []
+    weights = term_weights(terms, candidates)
+    lexical = [overlap(weights, s.terms) for s in candidates]
+    semantic = cosines(embedder, question, [s.text for s in candidates]) or [0.0] * len(candidates)
+    scores = [lex + semantic_weight * sem - RANK_PENALTY * s.hit_rank for lex, sem, s in zip(lexical, semantic, candidates)]
+    order = sorted(range(len(candidates)), key=lambda i: -scores[i])  # stable: document order on ties
+    return [candidates[i] for i in order]
+
+
+def evidence(tokenizer: TinyTokenizer, chunks: Sequence[Chunk], question: str, *, count: int, sentence_tokens: int,
+             embedder: Embedder | None = None) -> list[Passage]:
+    """The count best evidence sentences for question among chunks (the hits, best first), best
+    first, each a passage of at most sentence_tokens tokens labelled with its hit."""
+    return [encode_range(tokenizer, s.chunk, s.start, s.end, sentence_tokens, s.hit_rank)
+            for s in rank_sentences(question, chunks, embedder)[:count]]
+
+
+def encode_range(tokenizer: TinyTokenizer, chunk: Chunk, start: int, end: int, budget: int, hit: int = 0) -> Passage:
+    """chunk.text[start:end] as a passage, cut at budget tokens (back to a word's end)."""
+    ids, offsets = tokenizer.encode_with_offsets(chunk.text[start:end])
+    if len(ids) > budget:
+        # Cut at budget tokens, and back to the end of a word: a quote never ends inside one.
+        cut = budget
+        text = chunk.text
+        while cut > 1 and _joined(text[start + offsets[cut - 1][1] - 1], text[start + offsets[cut - 1][1]]):
+            cut -= 1
+        ids, offsets = ids[:cut], offsets[:cut]
+    return Passage(chunk, tuple(ids), tuple((a + start, b + start) for a, b in offsets), hit)
+
+
+def window(tokenizer: TinyTokenizer, chunk: Chunk, anchor: int, budget: int, hit: int = 0) -> Passage:
     """Sentence anchor of chunk and its neighbours (after first, then before) within budget
     tokens; a single sentence longer than budget is cut at budget tokens."""
     spans = sentences(chunk) or [(0, len(chunk.text))]
@@ -118,23 +170,15 @@ def window(tokenizer: TinyTokenizer, chunk: Chunk, anchor: int, budget: int) -> 
                 used += cost[nxt]
                 lo, hi = min(lo, nxt), max(hi, nxt)
                 grew = True
-    start, end = spans[lo][0], spans[hi][1]
-    ids, offsets = tokenizer.encode_with_offsets(chunk.text[start:end])
-    if len(ids) > budget:
-        # Cut at budget tokens, and back to the end of a word: a quote never ends inside one.
-        cut = budget
-        text = chunk.text
-        while cut > 1 and _joined(text[start + offsets[cut - 1][1] - 1], text[start + offsets[cut - 1][1]]):
-            cut -= 1
-        ids, offsets = ids[:cut], offsets[:cut]
-    return Passage(chunk, tuple(ids), tuple((a + start, b + start) for a, b in offsets))
+    return encode_range(tokenizer, chunk, spans[lo][0], spans[hi][1], budget, hit)
 
 
 def prompt_tokens(tokenizer: TinyTokenizer, passages: Sequence[Passage], question: str, question_budget: int = 48) -> list[int]:
-    """The prompt up to and including <|assistant|>; the answer follows it."""
+    """The prompt up to and including <|assistant|>; the answer follows it. Each passage is
+    preceded by the marker of its hit."""
     ids = [tokenizer.bos, tokenizer.system, tokenizer.user]
-    for n, passage in enumerate(passages):
-        ids.append(tokenizer.markers[n])
+    for passage in passages:
+        ids.append(tokenizer.markers[passage.hit])
         ids.extend(passage.tokens)
     ids.append(tokenizer.sep)
     ids.extend(tokenizer.encode(question)[:question_budget])

@@ -1,7 +1,8 @@
 """Grounded QA examples made from the corpus itself, for TinyLM's supervised stage.
 
 From each sentence, candidate answers are picked by their form (years and dates, numbers with
-their unit, capitalised names, the complement of "X is Y"; in Chinese, numbers, 《titles》 and
+their unit, capitalised names, both sides of "X is Y", a lowercase noun phrase after a
+preposition; in Chinese, numbers, 《titles》 and
 jieba's names, places and times) and the question is the sentence around the answer with the
 answer replaced by a question phrase of its type: either in place ("... signed in what year?")
 or moved to the front ("what year ... signed in?"), sometimes as a plain cloze, with a few
@@ -34,10 +35,15 @@ _EN_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("name", re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w'’-]+(?:\s(?:of|the|de|von|van|and|for)?\s?[A-Z][\w'’-]+)*")),
 )
 _COPULA = re.compile(r"^(?P<subject>[^,;:]{3,80}?)\s(?P<verb>is|was|are|were)\s(?P<object>[^,;:.]{2,60})")
+# A lowercase noun phrase of up to three words after a preposition ("... measured in linear time").
+_STOP = r"(?!(?:and|or|but|that|which|who|whom|whose|was|is|were|are|be|been|to|in|on|of|for|by|with|as|at|from|it|its)\b)"
+_AFTER_PREPOSITION = re.compile(rf"\b(?:in|at|by|from|with|into|during|under|near|as|of|for|on)\s+(?:(?:the|a|an)\s+)?"
+                                rf"(?P<phrase>{_STOP}[a-z][\w-]{{2,}}(?:\s{_STOP}[a-z][\w-]+){{0,2}})")
 _WH_EN = {
     "date": ("when", "on what date", "what date"), "year": ("what year", "when", "in what year"),
     "money": ("how much", "how much money"), "percent": ("what percentage", "what percent"),
-    "name": ("who", "what", "which", "where"), "object": ("what",),
+    "name": ("who", "what", "which", "where"), "object": ("what",), "subject": ("what", "who", "which"),
+    "phrase": ("what", "what kind of", "which"),
 }
 _ZH_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("year", re.compile(r"\d{3,4}年")),
@@ -76,7 +82,7 @@ def synthesize(chunk: Chunk, rng: random.Random, per_sentence: int = 2) -> Itera
             if len(taken) >= per_sentence or any(a < y and x < b for x, y in taken):
                 continue
             question = _question_zh(text, kind, a, b, rng) if lang == "zh" else _question_en(text, kind, a, b, rng)
-            if question:
+            if question and text[a:b].strip().lower() not in question.lower():  # never ask with the answer in view
                 taken.append((a, b))
                 yield Example(chunk, question, start + a, start + b, index)
 
@@ -90,6 +96,11 @@ def _candidates_en(text: str) -> list[tuple[str, int, int]]:
     m = _COPULA.match(text)
     if m and len(m.group("object").split()) <= 6:
         found.append(("object", m.start("object"), m.end("object")))
+    if m and len(m.group("subject").split()) <= 6 and not any(a < m.end("subject") for _, a, _ in found):
+        found.append(("subject", m.start("subject"), m.end("subject")))
+    for m in _AFTER_PREPOSITION.finditer(text):
+        if not any(m.start("phrase") < b and a < m.end("phrase") for _, a, b in found):
+            found.append(("phrase", m.start("phrase"), m.end("phrase")))
     return found
 
 

@@ -29,7 +29,7 @@ from citekb.ingest.errors import ConfigError, ModelError
 from .checkpoint import load_checkpoint, read_meta, save_adapter, save_checkpoint
 from .data import Search, SftExample, grounded_examples, lm_batch, sft_batch, token_stream
 from .model import SIZES, TinyLM
-from .tokenizer import TinyTokenizer
+from .tokenizer import MAX_MARKERS, TinyTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,10 @@ LORA_TARGETS = ["wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down"]
 class TrainConfig:
     size: str = "small"  # a key of model.SIZES
     vocab_size: int = 8000
-    seq_len: int = 512  # the model's context; QA prompts use about 3 x 65 + 50 tokens
+    seq_len: int = 512  # the model's context; QA prompts use about 4 x 30 + 30 tokens
     batch_size: int = 8
     pretrain_steps: int = 1500  # upper bounds; with minutes, time may end a stage first
-    sft_steps: int = 6000
+    sft_steps: int = 40000
     minutes: float | None = None  # whole-run budget, data preparation included
     pretrain_share: float = 0.15  # of the budget, for stage 1
     lr: float = 2e-3
@@ -54,8 +54,9 @@ class TrainConfig:
     lora_lr: float = 2e-3
     warmup_steps: int = 50
     weight_decay: float = 0.05
-    passages: int = 3  # numbered passages per QA prompt: the true one among passages-1 distractors
-    passage_tokens: int = 64  # about the best sentence and a neighbour: short prompts train faster
+    passages: int = 3  # hits per QA prompt (the true chunk among passages-1 others), as extractive's top_chunks
+    sentences: int = 3  # evidence sentences of those hits in the prompt: short prompts train faster
+    passage_tokens: int = 48  # at most, per evidence sentence
     per_sentence: int = 3  # questions synthesised per sentence
     max_examples: int = 40000
     seed: int = 0
@@ -71,12 +72,14 @@ class TrainConfig:
             raise ConfigError(f"unknown TinyLM size {self.size!r}; choose one of {sorted(SIZES)}")
         if self.minutes is not None and self.minutes <= 0:
             raise ConfigError("--minutes must be positive")
-        if min(self.batch_size, self.seq_len, self.passages, self.passage_tokens, self.checkpoint_every) < 1:
-            raise ConfigError("batch_size, seq_len, passages, passage_tokens and checkpoint_every must be positive")
+        if min(self.batch_size, self.seq_len, self.passages, self.sentences, self.passage_tokens, self.checkpoint_every) < 1:
+            raise ConfigError("batch_size, seq_len, passages, sentences, passage_tokens and checkpoint_every must be positive")
+        if self.passages > MAX_MARKERS:
+            raise ConfigError(f"passages must be at most {MAX_MARKERS}")
         if self.pretrain_steps < 0 or self.sft_steps < 0 or not 0 <= self.pretrain_share <= 1:
             raise ConfigError("step counts must be >= 0 and pretrain_share in [0, 1]")
-        if self.passages * (self.passage_tokens + 1) + 64 > self.seq_len:
-            raise ConfigError(f"{self.passages} passages of {self.passage_tokens} tokens do not fit seq_len {self.seq_len}")
+        if self.sentences * (self.passage_tokens + 1) + 64 > self.seq_len:
+            raise ConfigError(f"{self.sentences} sentences of {self.passage_tokens} tokens do not fit seq_len {self.seq_len}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +152,9 @@ def train(cfg: TrainConfig, corpus: TrainCorpus, out_dir: Path, *, base: Path | 
             raise ConfigError("cannot train: the index has no chunks; ingest documents first")
         stream = token_stream(tokenizer, [c.text for c in corpus.chunks] + list(corpus.extra_texts))
         examples = grounded_examples(tokenizer, corpus.chunks, corpus.search, passages=cfg.passages,
-                                     passage_tokens=cfg.passage_tokens, seq_len=cfg.seq_len, per_sentence=cfg.per_sentence,
-                                     max_examples=cfg.max_examples, seed=cfg.seed, show_progress=show_progress)
+                                     sentences=cfg.sentences, sentence_tokens=cfg.passage_tokens, seq_len=cfg.seq_len,
+                                     per_sentence=cfg.per_sentence, max_examples=cfg.max_examples, seed=cfg.seed,
+                                     show_progress=show_progress)
         out_dir.mkdir(parents=True, exist_ok=True)
         torch.save({"stream": stream, "sft": [(list(e.tokens), e.prompt_len) for e in examples]}, out_dir / DATA_FILE)
     if not examples:

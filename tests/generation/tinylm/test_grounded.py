@@ -18,7 +18,7 @@ from citekb.generation.factory import make_generator
 from citekb.generation.tinylm.checkpoint import load_checkpoint
 from citekb.generation.tinylm.constrain import CopyConstraint, MarkerConstraint
 from citekb.generation.tinylm.generator import TinyLMGenerator
-from citekb.generation.tinylm.prompt import best_sentence, prompt_tokens, window
+from citekb.generation.tinylm.prompt import evidence, prompt_tokens
 from citekb.generation.tinylm.train import TrainReport
 from citekb.ingest.errors import ConfigError
 
@@ -34,15 +34,17 @@ def _contains(run: list[int], tokens: tuple[int, ...]) -> bool:
 
 def test_sampled_copy_constrained_tokens_are_spans_of_the_cited_passage(trained: TrainReport, sample_kb: KnowledgeBase) -> None:
     """Sampling hot (temperature 3, so the constraint, not the model, decides) from a barely
-    trained model: every answer is a contiguous token span of the passage its marker names."""
+    trained model: every answer is a contiguous token span of an evidence sentence of the hit
+    its marker names."""
     checkpoint = load_checkpoint(trained.out_dir)
     tok = checkpoint.tokenizer
     generator = torch.Generator().manual_seed(0)
     answers = 0
     for question in QUESTIONS[:12]:
         hits = sample_kb.search(question, k=3)
-        passages = [window(tok, h.chunk, best_sentence(h.chunk, question), 48) for h in hits]
-        constraint = CopyConstraint(tok, [p.tokens for p in passages], max_span_tokens=12)
+        passages = evidence(tok, [h.chunk for h in hits], question, count=4, sentence_tokens=48)
+        assert {p.hit for p in passages} <= {0, 1, 2} and len(passages) == 4
+        constraint = CopyConstraint(tok, [p.tokens for p in passages], max_span_tokens=12, labels=[p.hit for p in passages])
         prompt = prompt_tokens(tok, passages, question)
         for _ in range(3):
             out = list(checkpoint.model.generate(prompt, 20, temperature=3.0, stop=(tok.eos,), allowed=constraint.allowed,
@@ -50,8 +52,8 @@ def test_sampled_copy_constrained_tokens_are_spans_of_the_cited_passage(trained:
             markers = [i for i, t in enumerate(out) if tok.marker_number(t) is not None]
             assert len(markers) == 1 and out[markers[0] + 1:] == [tok.eos], out
             span, n = out[:markers[0]], tok.marker_number(out[markers[0]])
-            assert n is not None and 1 <= n <= len(passages)
-            assert 1 <= len(span) <= 12 and _contains(span, passages[n - 1].tokens)
+            assert n is not None and 1 <= n <= len(hits)
+            assert 1 <= len(span) <= 12 and any(_contains(span, p.tokens) for p in passages if p.hit == n - 1)
             answers += 1
     assert answers == 36
 
@@ -60,8 +62,8 @@ def test_free_mode_markers_only_name_given_passages(trained: TrainReport, sample
     checkpoint = load_checkpoint(trained.out_dir)
     tok = checkpoint.tokenizer
     hits = sample_kb.search(QUESTIONS[0], k=2)
-    passages = [window(tok, h.chunk, 0, 48) for h in hits]
-    allowed = set(MarkerConstraint(tok, len(passages)).allowed([]))
+    passages = evidence(tok, [h.chunk for h in hits], QUESTIONS[0], count=3, sentence_tokens=48)
+    allowed = set(MarkerConstraint(tok, len(hits)).allowed([]))
     assert {tok.markers[0], tok.markers[1], tok.eos} <= allowed
     assert not allowed & set(tok.markers[2:]) and tok.user not in allowed and tok.assistant not in allowed
     prompt = prompt_tokens(tok, passages, QUESTIONS[0])
