@@ -1,13 +1,15 @@
 """Prompts for TinyLM, built the same way for training and for answering:
 
-    <bos> <|system|> <|user|> [2] sentence … [1] sentence … [1] sentence … <|sep|> question <|assistant|> span [n] <eos>
+    <bos> <|system|> <|user|> question <|sep|> [2] sentence … [1] sentence … [1] sentence … <|assistant|> span [n] <eos>
 
 The context is the question's best evidence sentences among the retrieved hits, best first,
 ranked as the extractive backend ranks them (the share of the question's rare terms a sentence
 holds, plus, with an embedder, its cosine to the question; generation/verify.py), each one
 preceded by the marker of the hit it comes from. A few sentences instead of whole passages
 keep prompts short (about 100 tokens), so training does several times more steps, and the task
-left to the model is which sentence and which span. A passage keeps its tokens' character
+left to the model is which sentence and which span. The question comes first: in a causal
+model only tokens after it can see it, so every context token can match itself against the
+question's words, which is what finding the answer span needs. A passage keeps its tokens' character
 offsets in the chunk, so a span copied from it is cited by its exact sentence, page and lines."""
 
 from __future__ import annotations
@@ -176,11 +178,9 @@ def window(tokenizer: TinyTokenizer, chunk: Chunk, anchor: int, budget: int, hit
 def prompt_tokens(tokenizer: TinyTokenizer, passages: Sequence[Passage], question: str, question_budget: int = 48) -> list[int]:
     """The prompt up to and including <|assistant|>; the answer follows it. Each passage is
     preceded by the marker of its hit."""
-    ids = [tokenizer.bos, tokenizer.system, tokenizer.user]
+    ids = [tokenizer.bos, tokenizer.system, tokenizer.user, *tokenizer.encode(question)[:question_budget], tokenizer.sep]
     for passage in passages:
         ids.append(tokenizer.markers[passage.hit])
         ids.extend(passage.tokens)
-    ids.append(tokenizer.sep)
-    ids.extend(tokenizer.encode(question)[:question_budget])
     ids.append(tokenizer.assistant)
     return ids
