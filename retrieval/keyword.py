@@ -17,6 +17,156 @@ from numpy.typing import NDArray
 
 from citekb.ingest.errors import IndexMismatchError
 
+try:  # scipy's own kernel for sparse matrix times vector, called on each column where it lies
+    from scipy.sparse._sparsetools import csc_matvec as _csc_matvec
+except ImportError:  # pragma: no cover - a scipy that moved it
+    _csc_matvec = None
+
+_BUILD_ROWS = 1 << 16  # rows whose weights are computed at a time
+_SEED_ROWS = 128  # per term: the rows of its largest weights, which seed the pruning threshold
+_PRUNE_MIN_POSTINGS = 50_000  # a query with fewer postings is scored exhaustively: as fast
+_SEARCH_COST = 30  # scoring one row for one term by binary search costs about 30 postings summed
+
+
+def _kth_largest(values: NDArray[np.float32], k: int) -> np.float32:
+    return np.partition(values, len(values) - k)[len(values) - k]
+
+
+def _best(rows: NDArray[np.integer], scores: NDArray[np.float32], k: int) -> list[tuple[int, float]]:
+    """The k best (row, score) pairs of these (rows ascending): score descending, then row
+    ascending, also where rows tie at the k-th score."""
+    if len(rows) > k:
+        kth = _kth_largest(scores, k)
+        above = np.flatnonzero(scores > kth)
+        tied = np.flatnonzero(scores == kth)[: k - len(above)]
+        keep = np.concatenate([above, tied])
+        rows, scores = rows[keep], scores[keep]
+    order = np.lexsort((rows, -scores))
+    return [(int(r), float(s)) for r, s in zip(rows[order], scores[order])]
+
+
+def unit_scores(ids: NDArray[np.integer], lengths: NDArray[np.integer], query: Sequence[int],
+                k1: float = 1.5, b: float = 0.75, epsilon: float = 0.25) -> NDArray[np.float32]:
+    """The scores Bm25Index(k1, b, epsilon) would give a small collection for one query, to the
+    bit, without building it: only the query's terms are weighed. The collection's units (rows)
+    are given as term ids, concatenated in order (ids), with each unit's term count (lengths);
+    query is term ids, repeats counting. Mean idf, which floors negative idf, is only worked
+    out when a query term needs it (that alone needs every term's document frequency)."""
+    n_units = len(lengths)
+    scores = np.zeros(n_units, np.float32)
+    counts: dict[int, int] = {}
+    for term in query:
+        counts[term] = counts.get(term, 0) + 1
+    if not n_units or not counts:
+        return scores
+    unit_of = np.repeat(np.arange(n_units), lengths)
+    tfs, present = [], []
+    for term in counts:
+        tf = np.bincount(unit_of[ids == term], minlength=n_units)
+        if tf.any():
+            tfs.append(tf)
+            present.append(term)
+    if not present:
+        return scores
+    tf_matrix = np.stack(tfs).astype(np.float32)  # one row per present query term
+    df = np.count_nonzero(tf_matrix, axis=1).astype(np.float64)
+    idf = np.log(n_units - df + 0.5) - np.log(df + 0.5)
+    if (idf < 0).any():
+        # Bm25Index's vocabulary is in order of first occurrence, and the mean's rounding
+        # depends on that order.
+        terms, first = np.unique(ids, return_index=True)
+        pairs = np.unique(unit_of * (int(terms[-1]) + 1) + ids) % (int(terms[-1]) + 1)
+        all_df = np.bincount(np.searchsorted(terms, pairs), minlength=len(terms)).astype(np.float64)[np.argsort(first)]
+        mean_idf = (np.log(n_units - all_df + 0.5) - np.log(all_df + 0.5)).mean()
+        idf = np.where(idf < 0, epsilon * mean_idf, idf)
+    doc_len = lengths.astype(np.float32)
+    avgdl = doc_len.mean()
+    norm = k1 * (1 - b + b * doc_len / avgdl) if avgdl > 0 else np.full(n_units, k1)
+    for i, term in enumerate(present):
+        units = np.flatnonzero(tf_matrix[i])
+        tf = tf_matrix[i, units]
+        weight = (idf[i] * tf * (k1 + 1) / (tf + norm[units])).astype(np.float32)
+        scores[units] += weight * np.float32(counts[term])
+    return scores
+
+
+class _Weights:
+    """The BM25 weight of every (row, term) as a CSC matrix (row indices sorted within each
+    column), with what pruning needs: each term's largest weight, and the rows holding its
+    _SEED_ROWS largest weights."""
+
+    def __init__(self, matrix: sp.csc_matrix, bound: NDArray[np.float32], top_ptr: NDArray[np.int64],
+                 top_rows: NDArray[np.int32]) -> None:
+        self.matrix, self.bound, self._top_ptr, self._top_rows = matrix, bound, top_ptr, top_rows
+        self.lengths = np.diff(matrix.indptr)
+        self.nonnegative = bool(matrix.nnz == 0 or matrix.data.min() >= 0)
+
+    @classmethod
+    def of(cls, matrix: sp.csc_matrix, seed_rows: int = _SEED_ROWS) -> _Weights:
+        indptr, data = matrix.indptr, matrix.data
+        lengths = np.diff(indptr)
+        bound = np.zeros(matrix.shape[1], np.float32)
+        filled = np.flatnonzero(lengths)
+        if len(filled):
+            bound[filled] = np.maximum.reduceat(data, indptr[filled])
+        long_cols = np.flatnonzero(lengths > seed_rows)
+        top_ptr = np.zeros(matrix.shape[1] + 1, np.int64)
+        top_ptr[long_cols + 1] = seed_rows
+        np.cumsum(top_ptr, out=top_ptr)
+        top_rows = np.empty(len(long_cols) * seed_rows, matrix.indices.dtype)
+        for i, col in enumerate(long_cols.tolist()):
+            lo, hi = indptr[col], indptr[col + 1]
+            best = np.argpartition(data[lo:hi], hi - lo - seed_rows)[hi - lo - seed_rows:]
+            top_rows[i * seed_rows:(i + 1) * seed_rows] = np.sort(matrix.indices[lo:hi][best])
+        return cls(matrix, bound, top_ptr, top_rows)
+
+    def top(self, col: int) -> NDArray[np.int32]:
+        """Rows holding this term's largest weights (all its rows when it has few)."""
+        lo, hi = self._top_ptr[col], self._top_ptr[col + 1]
+        if hi > lo:
+            return self._top_rows[lo:hi]
+        return self.matrix.indices[self.matrix.indptr[col]:self.matrix.indptr[col + 1]]
+
+    def column_sums(self, cols: NDArray[np.int64], mult: NDArray[np.float32],
+                    out: NDArray[np.float32] | None = None) -> NDArray[np.float32]:
+        """Every row's sum of these columns' weights times mult, added to out (a new dense
+        float32 vector by default) one column after another, in the order and precision of
+        the sparse matrix-vector product Bm25Index.scores has always used."""
+        n_rows = self.matrix.shape[0]
+        if out is None:
+            out = np.zeros(n_rows, np.float32)
+        if _csc_matvec is None:  # scipy moved its kernel: slice the columns (a copy) instead
+            if len(cols):
+                out += np.asarray(self.matrix[:, cols] @ mult, dtype=np.float32).ravel()
+            return out
+        indptr, indices, data = self.matrix.indptr, self.matrix.indices, self.matrix.data
+        for col, m in zip(cols.tolist(), mult):
+            lo, hi = indptr[col], indptr[col + 1]
+            if hi > lo:
+                span = np.array([0, hi - lo], indices.dtype)
+                _csc_matvec(n_rows, 1, span, indices[lo:hi], data[lo:hi], np.array([m], np.float32), out)
+        return out
+
+    def score_rows(self, rows: NDArray[np.int32], cols: NDArray[np.int64], mult: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Exact scores of these rows (sorted, unique), summed in the same order and precision
+        as the sparse matrix-vector product of Bm25Index.scores, so the two agree to the bit."""
+        indptr, indices, data = self.matrix.indptr, self.matrix.indices, self.matrix.data
+        scores = np.zeros(len(rows), np.float32)
+        for col, m in zip(cols.tolist(), mult):
+            lo, hi = indptr[col], indptr[col + 1]
+            if hi == lo or not len(rows):
+                continue
+            col_rows = indices[lo:hi]
+            if len(rows) <= hi - lo:
+                at = np.minimum(np.searchsorted(col_rows, rows), hi - lo - 1)
+                found = col_rows[at] == rows
+                scores[found] += data[lo:hi][at[found]] * m
+            else:
+                at = np.minimum(np.searchsorted(rows, col_rows), len(rows) - 1)
+                found = rows[at] == col_rows
+                scores[at[found]] += data[lo:hi][found] * m
+        return scores
+
 
 class Bm25Index:
     """Term frequencies of every row (chunk) and the BM25 weights derived from them."""
@@ -28,7 +178,7 @@ class Bm25Index:
         self._vocab: dict[str, int] = {}
         self._blocks: list[sp.csr_matrix] = []  # row blocks added since the matrix was last stacked
         self._rows = 0
-        self._weights: sp.csc_matrix | None = None
+        self._weights: _Weights | None = None  # derived from the tf matrix on first search
 
     def __len__(self) -> int:
         return self._rows
@@ -68,46 +218,130 @@ class Bm25Index:
         self._tf = self._tf[rows]
         self._weights = None
 
-    def _build(self) -> sp.csc_matrix:
+    def _build(self) -> _Weights:
         tf = self._tf
-        n_docs = tf.shape[0]
+        n_docs, width = tf.shape
         doc_len = np.asarray(tf.sum(axis=1)).ravel()
         avgdl = doc_len.mean() if n_docs else 0.0
-        df = np.bincount(tf.indices, minlength=tf.shape[1]).astype(np.float64)
+        df = np.bincount(tf.indices, minlength=width).astype(np.float64)
         present = df > 0  # terms of deleted rows linger in the vocabulary; rank-bm25 never saw them
         idf = np.log(n_docs - df + 0.5) - np.log(df + 0.5)
         mean_idf = idf[present].mean() if present.any() else 0.0
         idf = np.where(idf < 0, self.epsilon * mean_idf, idf)
         norm = self.k1 * (1 - self.b + self.b * doc_len / avgdl) if avgdl > 0 else np.full(n_docs, self.k1)
-        coo = tf.tocoo()
-        data = idf[coo.col] * coo.data * (self.k1 + 1) / (coo.data + norm[coo.row])
-        return sp.csc_matrix((data.astype(np.float32), (coo.row, coo.col)), shape=tf.shape)
+        # The weights of the tf matrix's nonzeros, computed a block of rows at a time so that the
+        # float64 temporaries stay small (whole-matrix temporaries made most of the build's peak).
+        data = np.empty(tf.nnz, np.float32)
+        for start in range(0, n_docs, _BUILD_ROWS):
+            stop = min(start + _BUILD_ROWS, n_docs)
+            lo, hi = tf.indptr[start], tf.indptr[stop]
+            rows = np.repeat(np.arange(start, stop), np.diff(tf.indptr[start:stop + 1]))
+            counts = tf.data[lo:hi]
+            data[lo:hi] = idf[tf.indices[lo:hi]] * counts * (self.k1 + 1) / (counts + norm[rows])
+        matrix = sp.csr_matrix((data, tf.indices, tf.indptr), shape=tf.shape).tocsc()
+        del data
+        matrix.sort_indices()
+        return _Weights.of(matrix)
 
-    def scores(self, terms: Sequence[str]) -> NDArray[np.float32]:
-        """The BM25 score of every row for these query terms (repeats count, as in rank-bm25)."""
-        if self._weights is None:
-            self._weights = self._build()
+    def _weight_matrix(self) -> _Weights:
+        weights = self._weights
+        if weights is None:
+            weights = self._weights = self._build()
+        return weights
+
+    def _query(self, terms: Sequence[str]) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """The query's columns in order of first occurrence, and how often each occurs."""
         counts: dict[int, int] = {}
         for term in terms:
             col = self._vocab.get(term)
             if col is not None:
                 counts[col] = counts.get(col, 0) + 1
-        if not counts or not len(self):
+        return np.fromiter(counts, np.int64, len(counts)), np.fromiter(counts.values(), np.float32, len(counts))
+
+    def scores(self, terms: Sequence[str]) -> NDArray[np.float32]:
+        """The BM25 score of every row for these query terms (repeats count, as in rank-bm25)."""
+        weights = self._weight_matrix()
+        cols, mult = self._query(terms)
+        if not len(cols) or not len(self):
             return np.zeros(len(self), np.float32)
-        cols = np.fromiter(counts, np.int64)
-        mult = np.fromiter(counts.values(), np.float32)
-        return np.asarray(self._weights[:, cols] @ mult, dtype=np.float32).ravel()
+        return weights.column_sums(cols, mult)
 
     def search(self, terms: Sequence[str], k: int, mask: NDArray[np.bool_] | None = None) -> list[tuple[int, float]]:
-        """Up to k (row, score) pairs with a positive score, best first; mask limits the rows searched."""
-        scores = self.scores(terms)
+        """Up to k (row, score) pairs with a positive score, best first (ties: lower row first);
+        mask limits the rows searched. Long posting lists are pruned (MaxScore) when that is
+        safe; the result is always that of scoring every row."""
+        weights = self._weight_matrix()
+        cols, mult = self._query(terms)
+        if k < 1 or not len(cols) or not len(self):
+            return []
+        postings = int(np.sum(weights.lengths[cols]))
+        if postings >= _PRUNE_MIN_POSTINGS and weights.nonnegative:
+            hits = self._search_pruned(weights, cols, mult, k, mask)
+            if hits is not None:
+                return hits
+        return self._search_exhaustive(weights, cols, mult, k, mask)
+
+    def _search_exhaustive(self, weights: _Weights, cols: NDArray[np.int64], mult: NDArray[np.float32], k: int,
+                           mask: NDArray[np.bool_] | None) -> list[tuple[int, float]]:
+        """Score every row, then take the best k."""
+        scores = weights.column_sums(cols, mult)
         if mask is not None:
             scores = np.where(mask, scores, 0.0)
         candidates = np.flatnonzero(scores > 0)
-        if len(candidates) > k:
-            candidates = candidates[np.argpartition(-scores[candidates], k - 1)[:k]]
-        order = candidates[np.lexsort((candidates, -scores[candidates]))]
-        return [(int(i), float(scores[i])) for i in order]
+        return _best(candidates, scores[candidates], k)
+
+    def _search_pruned(self, weights: _Weights, cols: NDArray[np.int64], mult: NDArray[np.float32], k: int,
+                       mask: NDArray[np.bool_] | None, search_cost: float = _SEARCH_COST) -> list[tuple[int, float]] | None:
+        """The exhaustive result, found by scoring far fewer rows exactly (MaxScore: Turtle & Flood 1995).
+
+        1. theta, a score at most the k-th best: the exact k-th best score of the rows that
+           hold some query term's largest weights.
+        2. The terms whose upper bounds (largest weights) add up, smallest first, to less than
+           theta are non-essential: a row with none of the other, essential terms scores below
+           theta. The essential columns are summed into a dense accumulator; a row is a
+           candidate if its sum plus the non-essential bounds reaches theta.
+        3. Few candidates: each is scored exactly (binary search in each column). Many (the
+           bounds were loose): the non-essential columns are summed in too, and only rows whose
+           sum reaches theta, or the k-th best sum, are scored exactly.
+        No full sort or partition of all rows happens. None when no theta is found (the mask
+        leaves fewer than k seed rows)."""
+        seed = np.unique(np.concatenate([weights.top(col) for col in cols]))
+        if mask is not None:
+            seed = seed[mask[seed]]
+        if len(seed) < k:
+            return None
+        theta = float(_kth_largest(weights.score_rows(seed, cols, mult), k))
+        if theta <= 0:
+            return None
+        bounds = weights.bound[cols].astype(np.float64) * mult
+        # Bounds the difference of any float32 sum of these terms' products, in any order, from
+        # the exact sum (products are rounded alike everywhere; each addition is off by 2**-24).
+        slack = (len(cols) + 1) * 2.0**-22 * (float(bounds.sum()) + theta)
+        order = np.argsort(bounds, kind="stable")
+        rest = np.cumsum(bounds[order])
+        n_rest = int(np.searchsorted(rest + 2 * slack, theta, side="left"))  # bounds well below theta
+        rest_bound = float(rest[n_rest - 1]) if n_rest else 0.0
+        essential, inessential = np.sort(order[n_rest:]), np.sort(order[:n_rest])
+        total = weights.column_sums(cols[essential], mult[essential])
+        candidates = self._masked(np.flatnonzero(total >= theta - rest_bound - 2 * slack), mask)
+        rest_postings = int(weights.lengths[cols[inessential]].sum())
+        if len(candidates) * len(cols) * search_cost > rest_postings:
+            weights.column_sums(cols[inessential], mult[inessential], out=total)
+            if len(candidates) > len(total) // 8:
+                candidates = self._masked(np.flatnonzero(total >= theta - 2 * slack), mask)
+            else:
+                candidates = candidates[total[candidates] >= theta - 2 * slack]
+            if len(candidates) > k:
+                # The sums are the scores up to rounding: k rows score at least the k-th best sum.
+                candidates = candidates[total[candidates] >= _kth_largest(total[candidates], k) - 4 * slack]
+        candidates = candidates.astype(weights.matrix.indices.dtype)
+        scores = weights.score_rows(candidates, cols, mult)
+        positive = scores > 0
+        return _best(candidates[positive], scores[positive], k)
+
+    @staticmethod
+    def _masked(rows: NDArray[np.int64], mask: NDArray[np.bool_] | None) -> NDArray[np.int64]:
+        return rows if mask is None else rows[mask[rows]]
 
     def save(self, directory: Path) -> None:
         sp.save_npz(directory / "bm25_tf.npz", self._tf)

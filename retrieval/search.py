@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 import numpy as np
 
@@ -15,7 +16,7 @@ from .embed import Embedder
 from .fusion import fuse_rrf, fuse_scores
 from .hit import Hit
 from .indexing import dense_units
-from .keyword import Bm25Index
+from .keyword import unit_scores
 from .rerank import Reranker
 from .store import Snapshot
 
@@ -29,7 +30,10 @@ class HybridSearcher:
         self.embedder = embedder
         self.cfg = cfg
         self.reranker = reranker
-        self._sentence_terms: dict[str, list[list[str]]] = {}  # chunk_id -> terms of each sentence
+        # chunk_id -> its sentences' terms as ids (concatenated) and each sentence's term count
+        self._sentence_terms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._term_ids: dict[str, int] = {}  # kept while the searcher lives: a few bytes per term
+        self._cache_lock = threading.Lock()
 
     def leg_weights(self, query: str) -> dict[str, float]:
         """The fusion weights for this query: the dense leg drops out for languages its model lacks."""
@@ -78,27 +82,35 @@ class HybridSearcher:
 
     def best_sentences(self, snapshot: Snapshot, rows: list[int], terms: list[str]) -> list[tuple[int, float]]:
         """Each of these rows scored by its best sentence: BM25 with the sentences of these rows as
-        the collection (the dense leg's units, so both legs judge the same sentences). Best first."""
-        units: list[list[str]] = []
-        owners: list[int] = []
-        for row in rows:
-            sentences = self._terms_of(snapshot.chunks[row])
-            units.extend(sentences)
-            owners.extend([row] * len(sentences))
-        if not units:
+        the collection (the dense leg's units, so both legs judge the same sentences). Best first.
+        The scores are those of a Bm25Index(k1=1.2) built over the sentences, to the bit."""
+        sentences = [self._terms_of(snapshot.chunks[row]) for row in rows]
+        lengths = np.concatenate([lens for _, lens in sentences]) if sentences else np.zeros(0, np.int64)
+        if not len(lengths):
             return []
-        index = Bm25Index(k1=1.2)
-        index.add(units)
+        ids = np.concatenate([term_ids for term_ids, _ in sentences])
+        query = [self._term_ids[term] for term in terms if term in self._term_ids]  # others are in no sentence
+        scores = unit_scores(ids, lengths, query, k1=1.2)
         best: dict[int, float] = {}
-        for row, score in zip(owners, index.scores(terms).tolist()):
-            if score > best.get(row, 0.0):
-                best[row] = score
+        start = 0
+        for row, (_, lens) in zip(rows, sentences):
+            if len(lens):
+                score = float(scores[start:start + len(lens)].max())
+                start += len(lens)
+                if score > best.get(row, 0.0):
+                    best[row] = score
         return sorted(best.items(), key=lambda pair: -pair[1])
 
-    def _terms_of(self, chunk: Chunk) -> list[list[str]]:
+    def _terms_of(self, chunk: Chunk) -> tuple[np.ndarray, np.ndarray]:
+        """The analysed terms of the chunk's sentences as ids (self._term_ids), concatenated,
+        and each sentence's term count."""
         cached = self._sentence_terms.get(chunk.chunk_id)
         if cached is None:
-            if len(self._sentence_terms) >= _SENTENCE_CACHE:
-                self._sentence_terms.clear()
-            cached = self._sentence_terms[chunk.chunk_id] = [analyze(unit) for unit in dense_units(chunk)]
+            analysed = [analyze(unit) for unit in dense_units(chunk)]
+            with self._cache_lock:
+                if len(self._sentence_terms) >= _SENTENCE_CACHE:
+                    self._sentence_terms.clear()
+                ids = [self._term_ids.setdefault(term, len(self._term_ids)) for terms in analysed for term in terms]
+                cached = (np.array(ids, np.int64), np.array([len(terms) for terms in analysed], np.int64))
+                self._sentence_terms[chunk.chunk_id] = cached
         return cached

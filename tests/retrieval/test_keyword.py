@@ -2,11 +2,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
+import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from rank_bm25 import BM25Okapi
 
-from citekb.retrieval.keyword import Bm25Index
+from citekb.retrieval import keyword
+from citekb.retrieval.analyze import analyze
+from citekb.retrieval.config import RetrievalConfig
+from citekb.retrieval.indexing import dense_units
+from citekb.retrieval.keyword import Bm25Index, _Weights, unit_scores
+from citekb.retrieval.search import HybridSearcher
+from citekb.retrieval.store import Snapshot
+
+from fakes import HashEmbedder
 
 # "the" and "pump" are in more than half of the documents: their raw idf is negative, so both
 # implementations must floor it at epsilon * mean idf. Document lengths differ, terms repeat.
@@ -133,3 +146,155 @@ def test_search_with_a_mask_never_returns_masked_rows() -> None:
     unmasked = dict(index.search(["pump", "filter", "leave"], k=10))
     assert all(score == pytest.approx(unmasked[row]) for row, score in hits)  # masking does not rescore
     assert index.search(["pump"], k=10, mask=np.zeros(len(CORPUS), dtype=bool)) == []
+
+
+# --------------------------------------------------------------------------- pruned search
+# Bm25Index.search prunes (MaxScore) where a query's posting lists are long; its answer must be
+# the exhaustive one: the same rows, the same float32 scores to the bit, the same order (score
+# descending, then row ascending), ties at the k-th place included.
+
+VOCAB = [f"w{i}" for i in range(12)]
+
+
+@st.composite
+def corpora(draw: st.DrawFn) -> list[list[str]]:
+    # Skewed term choice: a few terms are in most documents (negative raw idf), most are rare.
+    n_docs = draw(st.integers(1, 60))
+    doc = st.lists(st.sampled_from(VOCAB[:3]) | st.sampled_from(VOCAB), min_size=0, max_size=12)
+    docs = draw(st.lists(doc, min_size=n_docs, max_size=n_docs))
+    return docs * draw(st.sampled_from([1, 1, 3]))  # repeated documents tie
+
+
+def weights_and_query(index: Bm25Index, query: list[str], seed_rows: int) -> tuple[_Weights, np.ndarray, np.ndarray]:
+    weights = _Weights.of(index._weight_matrix().matrix, seed_rows=seed_rows)
+    cols, mult = index._query(query)
+    return weights, cols, mult
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(docs=corpora(), query=st.lists(st.sampled_from(VOCAB + ["absent"]), min_size=1, max_size=8),
+       k=st.integers(1, 20), seed_rows=st.integers(1, 6), masked=st.booleans(), mask_seed=st.integers(0, 2**16),
+       search_cost=st.sampled_from([0.0, 30.0, 1e9]))
+def test_pruned_search_equals_exhaustive(docs: list[list[str]], query: list[str], k: int, seed_rows: int, masked: bool,
+                                         mask_seed: int, search_cost: float) -> None:
+    index = build(docs)
+    weights, cols, mult = weights_and_query(index, query, seed_rows)
+    mask = np.random.default_rng(mask_seed).random(len(docs)) < 0.6 if masked else None
+    exhaustive = index._search_exhaustive(weights, cols, mult, k, mask) if len(cols) else []
+    if len(cols):
+        pruned = index._search_pruned(weights, cols, mult, k, mask, search_cost=search_cost)
+        if pruned is not None:
+            assert pruned == exhaustive  # tuples of int and float: exact equality
+    assert index.search(query, k, mask) == exhaustive
+    scores = index.scores(query)
+    if mask is not None:
+        scores = np.where(mask, scores, 0)
+    expected = [int(i) for i in np.lexsort((np.arange(len(docs)), -scores)) if scores[i] > 0][:k]
+    assert [row for row, _ in exhaustive] == expected
+
+
+def test_pruning_skips_columns_and_keeps_the_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Rare, heavy terms and a common, light one: the light one cannot lift a row without the
+    # heavy ones into the top 3, so its column is never summed (only looked up for candidates).
+    rng = np.random.default_rng(0)
+    docs = [["common"] * int(rng.integers(1, 4)) + [f"filler{i % 50}"] for i in range(3000)]
+    for row in rng.choice(3000, 40, replace=False):
+        docs[row] += ["rare", "heavy"] if row % 2 else ["rare"]
+    index = build(docs)
+    weights, cols, mult = weights_and_query(index, ["common", "rare", "heavy", "rare"], seed_rows=8)
+    summed: list[list[int]] = []
+    column_sums = _Weights.column_sums
+    monkeypatch.setattr(_Weights, "column_sums", lambda self, c, m, out=None: summed.append(c.tolist()) or column_sums(self, c, m, out))
+    pruned = index._search_pruned(weights, cols, mult, 3, None)
+    assert pruned == index._search_exhaustive(weights, cols, mult, 3, None)
+    assert len(summed) == 2  # once by the pruned search (no second, completing sum), once by the exhaustive
+    assert index._vocab["common"] not in summed[0] and index._vocab["rare"] in summed[0]
+
+
+def test_search_breaks_ties_by_row() -> None:
+    docs = [["pump", "filter", "a"], ["pump", "b"], ["filter", "valve", "c"], ["d"], ["e"], ["f"]] * 4
+    hits = build(docs).search(["pump", "filter"], k=6)  # every score occurs 4 times
+    assert [row for row, _ in hits] == [0, 6, 12, 18, 1, 7]  # 13 and 19 tie with 1 and 7: left out
+    assert hits[3][1] > hits[4][1] == hits[5][1]
+
+
+def test_a_mask_that_leaves_few_rows_falls_back_to_exhaustive() -> None:
+    docs = [["common", f"t{i % 7}"] for i in range(500)]
+    index = build(docs)
+    weights, cols, mult = weights_and_query(index, ["common", "t3"], seed_rows=4)
+    mask = np.zeros(500, dtype=bool)
+    mask[[3, 10, 17]] = True
+    assert index._search_pruned(weights, cols, mult, 10, mask) is None
+    assert [row for row, _ in index.search(["common", "t3"], 10, mask)] == [3, 10, 17]
+
+
+def test_column_sums_without_scipys_kernel_are_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    index = build(CORPUS * 3)
+    fast = {tuple(q): index.scores(q) for q in QUERIES}
+    monkeypatch.setattr(keyword, "_csc_matvec", None)
+    for query in QUERIES:
+        assert np.array_equal(index.scores(query), fast[tuple(query)])
+
+
+def test_weights_are_those_of_the_whole_matrix_formula(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The build computes weights a block of rows at a time (less memory); the values must be
+    # those of the one-shot formula, to the bit.
+    rng = np.random.default_rng(1)
+    docs = [[f"w{int(t)}" for t in rng.zipf(1.5, int(rng.integers(0, 30))) if t < 400] for _ in range(3000)]
+    index = Bm25Index(k1=1.2, b=0.6)
+    index.add(docs)
+    monkeypatch.setattr(keyword, "_BUILD_ROWS", 257)
+    built = index._build().matrix
+    tf = index._tf
+    doc_len = np.asarray(tf.sum(axis=1)).ravel()
+    df = np.bincount(tf.indices, minlength=tf.shape[1]).astype(np.float64)
+    idf = np.log(len(docs) - df + 0.5) - np.log(df + 0.5)
+    idf = np.where(idf < 0, 0.25 * idf[df > 0].mean(), idf)
+    norm = 1.2 * (1 - 0.6 + 0.6 * doc_len / doc_len.mean())
+    coo = tf.tocoo()
+    data = idf[coo.col] * coo.data * (1.2 + 1) / (coo.data + norm[coo.row])
+    expected = sp.csc_matrix((data.astype(np.float32), (coo.row, coo.col)), shape=tf.shape)
+    assert (built != expected).nnz == 0 and np.array_equal(built.indptr, expected.indptr)
+
+
+# --------------------------------------------------------------------------- sentence scores
+
+
+@settings(max_examples=200, deadline=None)
+@given(units=st.lists(st.lists(st.sampled_from(VOCAB[:3]) | st.sampled_from(VOCAB), max_size=10), min_size=1, max_size=40),
+       query=st.lists(st.sampled_from(VOCAB + ["absent"]), max_size=6), k1=st.sampled_from([1.2, 1.5]))
+def test_unit_scores_equal_a_built_index_to_the_bit(units: list[list[str]], query: list[str], k1: float) -> None:
+    ids = {term: i * 7 + 3 for i, term in enumerate(reversed(VOCAB))}  # ids in no particular order
+    flat = np.array([ids[t] for unit in units for t in unit], np.int64)
+    lengths = np.array([len(unit) for unit in units], np.int64)
+    ours = unit_scores(flat, lengths, [ids[t] for t in query if t in ids], k1=k1)
+    reference = Bm25Index(k1=k1)
+    reference.add(units)
+    assert np.array_equal(ours, reference.scores(query))
+
+
+def best_sentences_by_building_an_index(snapshot: Snapshot, rows: list[int], terms: list[str]) -> list[tuple[int, float]]:
+    """HybridSearcher.best_sentences as it was: a Bm25Index over the rows' sentences."""
+    units, owners = [], []
+    for row in rows:
+        sentences = [analyze(unit) for unit in dense_units(snapshot.chunks[row])]
+        units.extend(sentences)
+        owners.extend([row] * len(sentences))
+    index = Bm25Index(k1=1.2)
+    index.add(units)
+    best: dict[int, float] = {}
+    for row, score in zip(owners, index.scores(terms).tolist()):
+        if score > best.get(row, 0.0):
+            best[row] = score
+    return sorted(best.items(), key=lambda pair: -pair[1])
+
+
+@pytest.mark.parametrize("query", ["How often do I replace the intake filter?", "security desk extension number",
+                                   "the the and of warranty", "nothing matches zzzz"])
+def test_best_sentences_equal_those_of_a_built_index(make_snapshot: Callable[..., Snapshot], query: str) -> None:
+    snapshot = make_snapshot()
+    searcher = HybridSearcher(HashEmbedder(), RetrievalConfig())
+    terms = analyze(query)
+    everything = list(range(len(snapshot.chunks)))
+    for rows in (everything, everything[::-2], everything[:1], everything[:3] * 2):
+        assert searcher.best_sentences(snapshot, rows, terms) == best_sentences_by_building_an_index(snapshot, rows, terms)
