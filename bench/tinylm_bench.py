@@ -8,7 +8,8 @@ generation tokens/s of the default size with and without its KV cache.
 
 quality: on a gold QA folder (default ../shared/data/qa), every n-th question is searched once
 (k=5) and answered from the same hits by the extractive backend and by TinyLM, copy-constrained
-and free. Scored with the acceptance scorer's own rules (../shared/tools/score.py): SQuAD-style
+and free, its evidence sentences ranked with the index's embedder, and copy-constrained with
+them ranked by their terms alone. Scored with the acceptance scorer's own rules (../shared/tools/score.py): SQuAD-style
 answer F1, and cited-page precision (a citation counts when its location matches the gold or
 its quoted sentence holds a gold answer), as bench/qa_eval.py does. The raw generator answers
 are scored, before citekb's sentence verification. Train the model first, e.g.
@@ -25,10 +26,12 @@ import statistics
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -77,6 +80,20 @@ def speed(threads: int) -> dict[str, Any]:
     return out
 
 
+class CachedEmbedder:
+    """An embedder that embeds each text once: the backends compared rank the same sentences."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.model_id, self.dim, self.languages = inner, inner.model_id, inner.dim, inner.languages
+        self.rows: dict[str, np.ndarray] = {}
+
+    def embed(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self.rows))
+        if missing:
+            self.rows.update(zip(missing, self.inner.embed(missing)))
+        return np.stack([self.rows[t] for t in texts]) if texts else np.zeros((0, self.dim), dtype=np.float32)
+
+
 def quality(model_dir: Path, index: Path | None, data: Path, every: int) -> dict[str, Any]:
     score = load_scorer()
     questions = [json.loads(line) for line in (data / "questions.jsonl").read_text("utf-8").splitlines() if line.strip()]
@@ -91,10 +108,14 @@ def quality(model_dir: Path, index: Path | None, data: Path, every: int) -> dict
         docs = data / "docs" if (data / "docs").is_dir() else data
         kb.ingest([docs])
     checkpoint = load_checkpoint(model_dir)
+    embedder = CachedEmbedder(kb.embedder)  # the backends embed the same candidate sentences: once
     generators = {
-        "extractive": make_generator(settings.generation_config(), "extractive", kb.embedder),
-        "tinyllm": TinyLMGenerator(checkpoint, TinyLLMConfig(model_dir=model_dir)),
-        "tinyllm-free": TinyLMGenerator(checkpoint, TinyLLMConfig(model_dir=model_dir, copy_constrained=False)),
+        "extractive": make_generator(settings.generation_config(), "extractive", embedder),
+        # Evidence sentences ranked with the index's embedder, as the extractive backend ranks them...
+        "tinyllm": TinyLMGenerator(checkpoint, TinyLLMConfig(model_dir=model_dir), embedder),
+        "tinyllm-free": TinyLMGenerator(checkpoint, TinyLLMConfig(model_dir=model_dir, copy_constrained=False), embedder),
+        # ...and by their terms alone, as in training (and as `citekb ask` builds the backend today).
+        "tinyllm-lexical": TinyLMGenerator(checkpoint, TinyLLMConfig(model_dir=model_dir)),
     }
     rows: dict[str, dict[str, list[tuple[float | None, float, bool]]]] = {g: defaultdict(list) for g in generators}
     seconds: dict[str, float] = defaultdict(float)

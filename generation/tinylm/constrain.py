@@ -11,7 +11,7 @@ Free mode: any text, but a marker may only name a passage that was given."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .tokenizer import TinyTokenizer
@@ -29,6 +29,9 @@ class CopyConstraint:
     # Per passage, the index of the marker that cites it (several evidence sentences of one hit
     # share its marker); None: passage p is cited by marker p.
     labels: Sequence[int] | None = None
+    # May the answer end after these tokens? None: always. The generator asks for a word the
+    # question does not already hold, so "the [1]" or a quote of the question itself is no answer.
+    may_end: Callable[[Sequence[int]], bool] | None = None
     _states: list[list[tuple[int, int]]] = field(default_factory=list, init=False)
     _seen: list[int] = field(default_factory=list, init=False)
 
@@ -45,9 +48,12 @@ class CopyConstraint:
             return []
         active = self._advance(out)
         markers = {self.tokenizer.markers[self.label(p)] for p, i in active if self.ends is None or self.ends[p][i]} if out else set()
+        continuing = {self.passages[p][i] for p, i in active if i < len(self.passages[p])}
+        if markers and continuing and self.may_end is not None and not self.may_end(out):
+            markers = set()  # not an answer yet: quote on (unless the passage ends here)
         if len(out) >= self.max_span_tokens and markers:
             return sorted(markers)  # long enough: cite it now (past the limit only to finish a word)
-        return sorted(markers | {self.passages[p][i] for p, i in active if i < len(self.passages[p])})
+        return sorted(markers | continuing)
 
     def label(self, passage: int) -> int:
         """The index of the marker that cites passage."""

@@ -7,12 +7,13 @@ best-matching) text."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 
 from citekb.ingest.document import Chunk
 from citekb.ingest.errors import ConfigError
+from citekb.retrieval.analyze import analyze
 from citekb.retrieval.embed import Embedder
 from citekb.retrieval.hit import Hit
 
@@ -73,7 +74,7 @@ class TinyLMGenerator:
         if self.cfg.copy_constrained:
             constraint = CopyConstraint(self.tokenizer, [p.tokens for p in passages], self.cfg.max_answer_tokens,
                                         starts=[p.word_starts() for p in passages], ends=[p.word_ends() for p in passages],
-                                        labels=[p.hit for p in passages])
+                                        labels=[p.hit for p in passages], may_end=self._adds_to(question))
         else:
             constraint = MarkerConstraint(self.tokenizer, len(chunks))
         tokens = self.model.generate(prompt, self.cfg.max_answer_tokens + 16,  # room to finish a word, then [n]
@@ -100,6 +101,11 @@ class TinyLMGenerator:
         if answer.text.startswith(shown) and answer.text != shown:
             yield answer.text[len(shown):]
         yield answer
+
+    def _adds_to(self, question: str) -> Callable[[Sequence[int]], bool]:
+        """Does a quote hold a term the question does not? An answer tells something new."""
+        asked = set(analyze(question))
+        return lambda span: bool(set(analyze(self.tokenizer.decode(list(span)))) - asked)
 
     def _render(self, pieces: list[tuple[list[int], int | None]], numbers: dict[int, int]) -> str:
         parts = []

@@ -93,14 +93,14 @@ def _candidates_en(text: str) -> list[tuple[str, int, int]]:
         for m in pattern.finditer(text):
             if not any(m.start() < b and a < m.end() for _, a, b in found) and m.end() - m.start() >= 2:
                 found.append((kind, m.start(), m.end()))
-    m = _COPULA.match(text)
-    if m and len(m.group("object").split()) <= 6:
-        found.append(("object", m.start("object"), m.end("object")))
-    if m and len(m.group("subject").split()) <= 6 and not any(a < m.end("subject") for _, a, _ in found):
-        found.append(("subject", m.start("subject"), m.end("subject")))
     for m in _AFTER_PREPOSITION.finditer(text):
         if not any(m.start("phrase") < b and a < m.end("phrase") for _, a, b in found):
             found.append(("phrase", m.start("phrase"), m.end("phrase")))
+    m = _COPULA.match(text)
+    for part, kind in (("object", "object"), ("subject", "subject")):
+        a, b = (m.start(part), m.end(part)) if m else (0, 0)
+        if m and len(m.group(part).split()) <= 6 and not any(a < y and x < b for _, x, y in found):
+            found.append((kind, a, b))
     return found
 
 

@@ -21,6 +21,7 @@ from citekb.generation.tinylm.generator import TinyLMGenerator
 from citekb.generation.tinylm.prompt import evidence, prompt_tokens
 from citekb.generation.tinylm.train import TrainReport
 from citekb.ingest.errors import ConfigError
+from citekb.retrieval.analyze import analyze
 
 from tinylm_support import HASH_MODEL, SAMPLE_DOCS
 
@@ -91,6 +92,7 @@ def test_generator_answer_is_a_quote_with_a_narrowed_citation(trained: TrainRepo
         citation = answer.citations[0]
         chunk = next(h.chunk for h in hits[:3] if h.chunk.chunk_id == citation.chunk_id)
         assert quote in citation.quote and citation.quote in chunk.text  # the span, inside its cited sentence
+        assert set(analyze(quote)) - set(analyze(question))  # it says something the question does not
         # Whole words only: somewhere in its sentence the quote stands with no letter glued on.
         edge = r"(?<![A-Za-z0-9])" if quote[0].isascii() and quote[0].isalnum() else ""
         end = r"(?![A-Za-z0-9])" if quote[-1].isascii() and quote[-1].isalnum() else ""
