@@ -275,7 +275,7 @@ class Bm25Index:
         if k < 1 or not len(cols) or not len(self):
             return []
         postings = int(np.sum(weights.lengths[cols]))
-        if postings >= _PRUNE_MIN_POSTINGS and weights.nonnegative:
+        if postings >= _PRUNE_MIN_POSTINGS:
             hits = self._search_pruned(weights, cols, mult, k, mask)
             if hits is not None:
                 return hits
@@ -303,8 +303,11 @@ class Bm25Index:
         3. Few candidates: each is scored exactly (binary search in each column). Many (the
            bounds were loose): the non-essential columns are summed in too, and only rows whose
            sum reaches theta, or the k-th best sum, are scored exactly.
-        No full sort or partition of all rows happens. None when no theta is found (the mask
-        leaves fewer than k seed rows)."""
+        No full sort or partition of all rows happens. None when it cannot prune: some weight
+        is negative (the bounds assume none is), or no theta is found (the mask leaves fewer
+        than k seed rows)."""
+        if not weights.nonnegative:
+            return None
         seed = np.unique(np.concatenate([weights.top(col) for col in cols]))
         if mask is not None:
             seed = seed[mask[seed]]
