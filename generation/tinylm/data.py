@@ -18,7 +18,7 @@ from citekb.retrieval.analyze import analyze
 from citekb.retrieval.hit import Hit
 from citekb.retrieval.keyword import Bm25Index
 
-from .prompt import Passage, encode_range, evidence, prompt_tokens, sentences
+from .prompt import Passage, encode_range, evidence, prompt_with_flags, sentences
 from .synth import Example, synthesize
 from .tokenizer import TinyTokenizer
 
@@ -29,6 +29,7 @@ Search = Callable[[str, int], Sequence[Hit]]
 class SftExample:
     tokens: tuple[int, ...]  # prompt, then answer span, marker and <eos>
     prompt_len: int  # loss only on tokens[prompt_len:]
+    flags: tuple[int, ...] = ()  # the prompt's match flags (prompt.prompt_with_flags); the answer's are 0
 
 
 def keyword_search(chunks: Sequence[Chunk], keyword: Bm25Index) -> Search:
@@ -91,12 +92,12 @@ def build_example(tokenizer: TinyTokenizer, example: Example, hits: Sequence[Chu
     first, last = answer_tokens(true, example.answer_start, example.answer_end)
     if first is None or last is None:
         return None
-    tokens = prompt_tokens(tokenizer, context, example.question)
+    tokens, flags = prompt_with_flags(tokenizer, context, example.question)
     prompt_len = len(tokens)
     tokens += [*true.tokens[first:last], tokenizer.markers[hit], tokenizer.eos]
     if len(tokens) > seq_len + 1:
         return None
-    return SftExample(tuple(tokens), prompt_len)
+    return SftExample(tuple(tokens), prompt_len, tuple(flags))
 
 
 def answer_tokens(passage: Passage, start: int, end: int) -> tuple[int | None, int | None]:
@@ -108,23 +109,29 @@ def answer_tokens(passage: Passage, start: int, end: int) -> tuple[int | None, i
     return inside[0], inside[-1] + 1
 
 
-def lm_batch(stream: torch.Tensor, batch_size: int, seq_len: int, rng: random.Random) -> tuple[torch.Tensor, torch.Tensor]:
-    """batch_size random windows of the stream: inputs and next-token targets."""
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # inputs, targets, match flags
+
+
+def lm_batch(stream: torch.Tensor, batch_size: int, seq_len: int, rng: random.Random) -> Batch:
+    """batch_size random windows of the stream: inputs, next-token targets and flags (all 0)."""
     length = min(seq_len, len(stream) - 1)
     starts = [rng.randrange(len(stream) - length) for _ in range(batch_size)]
     x = torch.stack([stream[s:s + length] for s in starts])
     y = torch.stack([stream[s + 1:s + 1 + length] for s in starts])
-    return x, y
+    return x, y, torch.zeros_like(x)
 
 
-def sft_batch(examples: Sequence[SftExample], batch_size: int, pad: int, rng: random.Random) -> tuple[torch.Tensor, torch.Tensor]:
-    """batch_size random examples, right-padded: inputs and targets, -100 outside the answers."""
+def sft_batch(examples: Sequence[SftExample], batch_size: int, pad: int, rng: random.Random) -> Batch:
+    """batch_size random examples, right-padded: inputs, targets (-100 outside the answers) and
+    the prompts' match flags."""
     chosen = [examples[rng.randrange(len(examples))] for _ in range(batch_size)]
     length = max(len(e.tokens) for e in chosen) - 1
     x = torch.full((batch_size, length), pad, dtype=torch.long)
     y = torch.full((batch_size, length), -100, dtype=torch.long)
+    f = torch.zeros((batch_size, length), dtype=torch.long)
     for row, e in enumerate(chosen):
         tokens = torch.tensor(e.tokens, dtype=torch.long)
         x[row, :len(tokens) - 1] = tokens[:-1]
         y[row, e.prompt_len - 1:len(tokens) - 1] = tokens[e.prompt_len:]
-    return x, y
+        f[row, :len(e.flags)] = torch.tensor(e.flags, dtype=torch.long)
+    return x, y, f

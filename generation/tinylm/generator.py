@@ -22,7 +22,7 @@ from ..base import NOT_FOUND
 from ..config import TinyLLMConfig
 from .checkpoint import Checkpoint, load_checkpoint
 from .constrain import CopyConstraint, MarkerConstraint
-from .prompt import Passage, best_sentence, evidence, prompt_tokens, sentence_around, sentences
+from .prompt import Passage, best_sentence, evidence, prompt_with_flags, sentence_around, sentences
 from .tokenizer import MAX_MARKERS
 
 
@@ -69,7 +69,7 @@ class TinyLMGenerator:
             yield NOT_FOUND
             yield Answer(text=NOT_FOUND, citations=(), hits=tuple(hits), grounded=False)
             return
-        prompt = prompt_tokens(self.tokenizer, passages, question)
+        prompt, flags = prompt_with_flags(self.tokenizer, passages, question)
         constraint: CopyConstraint | MarkerConstraint
         if self.cfg.copy_constrained:
             constraint = CopyConstraint(self.tokenizer, [p.tokens for p in passages], self.cfg.max_answer_tokens,
@@ -79,7 +79,7 @@ class TinyLMGenerator:
             constraint = MarkerConstraint(self.tokenizer, len(chunks))
         tokens = self.model.generate(prompt, self.cfg.max_answer_tokens + 16,  # room to finish a word, then [n]
                                      temperature=self.cfg.temperature, top_k=self.cfg.top_k, top_p=self.cfg.top_p,
-                                     stop=(self.tokenizer.eos,), allowed=constraint.allowed)
+                                     stop=(self.tokenizer.eos,), allowed=constraint.allowed, flags=flags)
         out: list[int] = []
         pieces: list[tuple[list[int], int | None]] = [([], None)]  # text runs, each with the marker after it
         numbers: dict[int, int] = {}  # hit index -> its citation number in this answer

@@ -25,6 +25,10 @@ class TinyLMConfig:
     max_seq_len: int = 512
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5
+    # A learnt vector added to each token by its flag: 1 for a context token whose word is also
+    # in the question (DrQA's exact-match feature), else 0. Lets a small model find where the
+    # question's words sit in the evidence without first learning to match them by attention.
+    match_feature: bool = False
 
     def __post_init__(self) -> None:
         if min(self.vocab_size, self.n_layer, self.n_head, self.dim, self.ffn_dim, self.max_seq_len) < 1:
@@ -137,6 +141,7 @@ class TinyLM(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.dim)
+        self.match = nn.Embedding(2, cfg.dim) if cfg.match_feature else None
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.norm = RMSNorm(cfg.dim, cfg.norm_eps)
         cos, sin = rope_tables(cfg.dim // cfg.n_head, cfg.max_seq_len, cfg.rope_theta)
@@ -157,15 +162,18 @@ class TinyLM(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None,
-                start: int = 0) -> tuple[torch.Tensor, torch.Tensor | None, KVCache]:
+                start: int = 0, flags: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None, KVCache]:
         """Logits (B, T, vocab) for idx (B, T) at positions start..start+T-1, the mean cross-entropy
         against targets (positions with target -100 ignored: the loss mask), and the new cache.
-        With a loss mask, the logits are those of the kept positions only, (N, vocab)."""
+        With a loss mask, the logits are those of the kept positions only, (N, vocab). flags
+        (B, T), 0 or 1, are the match feature (None: all 0); a model without it ignores them."""
         t = idx.shape[1]
         if start + t > self.cfg.max_seq_len:
             raise ModelError(f"sequence of {start + t} tokens is longer than the model's {self.cfg.max_seq_len}")
         cos, sin = self.rope_cos[start:start + t], self.rope_sin[start:start + t]
         x = self.embed(idx)
+        if self.match is not None:
+            x = x + self.match(flags if flags is not None else torch.zeros_like(idx))
         new_cache: KVCache = []
         for i, block in enumerate(self.blocks):
             x, kv = block(x, cos, sin, cache[i] if cache is not None else None)
@@ -186,19 +194,23 @@ class TinyLM(nn.Module):
     def generate(self, prompt: Sequence[int], max_new_tokens: int, *, temperature: float = 0.0, top_k: int = 0,
                  top_p: float = 1.0, use_cache: bool = True, stop: Sequence[int] = (),
                  allowed: Callable[[list[int]], Sequence[int] | None] | None = None,
-                 generator: torch.Generator | None = None) -> Iterator[int]:
+                 generator: torch.Generator | None = None, flags: Sequence[int] | None = None) -> Iterator[int]:
         """Yield new token ids one at a time (token streaming). temperature 0 is greedy. allowed,
         given the tokens generated so far, returns the only ids that may come next (None: any;
-        empty: stop). Stops after a token in stop, which is yielded, or max_new_tokens."""
+        empty: stop). Stops after a token in stop, which is yielded, or max_new_tokens. flags:
+        the prompt's match flags (new tokens have flag 0)."""
         if temperature < 0 or not 0 < top_p <= 1 or top_k < 0:
             raise ConfigError("sampling needs temperature >= 0, 0 < top_p <= 1 and top_k >= 0")
         was_training = self.training
         self.eval()
         try:
             tokens = list(prompt)
+            marks = list(flags) if flags is not None else [0] * len(tokens)
+            if len(marks) != len(tokens):
+                raise ConfigError(f"{len(marks)} flags for a prompt of {len(tokens)} tokens")
             out: list[int] = []
             cache: KVCache | None = None
-            logits, _, cache = self(torch.tensor([tokens]))
+            logits, _, cache = self(torch.tensor([tokens]), flags=torch.tensor([marks]))
             for _ in range(max_new_tokens):
                 if len(tokens) >= self.cfg.max_seq_len:
                     break
@@ -220,7 +232,8 @@ class TinyLM(nn.Module):
                 if use_cache:
                     logits, _, cache = self(torch.tensor([[token]]), cache=cache, start=len(tokens) - 1)
                 else:
-                    logits, _, _ = self(torch.tensor([tokens]))
+                    marks.append(0)
+                    logits, _, _ = self(torch.tensor([tokens]), flags=torch.tensor([marks]))
         finally:
             self.train(was_training)
 

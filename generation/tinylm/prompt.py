@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from citekb.ingest.document import Chunk
 from citekb.ingest.sentences import split_sentences
@@ -178,9 +179,50 @@ def window(tokenizer: TinyTokenizer, chunk: Chunk, anchor: int, budget: int, hit
 def prompt_tokens(tokenizer: TinyTokenizer, passages: Sequence[Passage], question: str, question_budget: int = 48) -> list[int]:
     """The prompt up to and including <|assistant|>; the answer follows it. Each passage is
     preceded by the marker of its hit."""
+    return prompt_with_flags(tokenizer, passages, question, question_budget)[0]
+
+
+def prompt_with_flags(tokenizer: TinyTokenizer, passages: Sequence[Passage], question: str,
+                      question_budget: int = 48) -> tuple[list[int], list[int]]:
+    """The prompt (as prompt_tokens) and its match flags: 1 for a passage token whose word
+    shares a term with the question (a Chinese character: is one of its terms), else 0."""
+    asked = frozenset(analyze(question))
     ids = [tokenizer.bos, tokenizer.system, tokenizer.user, *tokenizer.encode(question)[:question_budget], tokenizer.sep]
+    flags = [0] * len(ids)
     for passage in passages:
         ids.append(tokenizer.markers[passage.hit])
         ids.extend(passage.tokens)
+        flags.append(0)
+        flags.extend(match_flags(passage, asked))
     ids.append(tokenizer.assistant)
-    return ids
+    flags.append(0)
+    return ids, flags
+
+
+def match_flags(passage: Passage, asked: frozenset[str]) -> list[int]:
+    """Per token of passage: 1 if the word it begins in (a CJK character: itself) has one of
+    the terms asked, else 0."""
+    text, out = passage.chunk.text, []
+    for a, b in passage.offsets:
+        i = a
+        while i < b and text[i].isspace():
+            i += 1
+        if i >= b:
+            out.append(0)
+            continue
+        if _cjk(text[i]):
+            word = text[i]
+        else:
+            lo, hi = i, i + 1
+            while lo > 0 and _joined(text[lo - 1], text[lo]):
+                lo -= 1
+            while hi < len(text) and _joined(text[hi - 1], text[hi]):
+                hi += 1
+            word = text[lo:hi]
+        out.append(int(not _terms(word).isdisjoint(asked)))
+    return out
+
+
+@lru_cache(maxsize=65536)
+def _terms(word: str) -> frozenset[str]:
+    return frozenset(analyze(word))

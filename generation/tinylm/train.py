@@ -66,6 +66,7 @@ class TrainConfig:
     threads: int = 0
     lora: bool = False
     lora_rank: int = 8
+    match_feature: bool = True  # model.TinyLMConfig.match_feature: flag context words the question has
 
     def __post_init__(self) -> None:
         if self.size not in SIZES:
@@ -140,13 +141,14 @@ def train(cfg: TrainConfig, corpus: TrainCorpus, out_dir: Path, *, base: Path | 
     else:
         texts = [c.text for c in corpus.chunks] + list(corpus.extra_texts)
         tokenizer = TinyTokenizer.train(texts, cfg.vocab_size)
-        model = TinyLM(replace(SIZES[cfg.size], vocab_size=tokenizer.vocab_size, max_seq_len=cfg.seq_len))
+        model = TinyLM(replace(SIZES[cfg.size], vocab_size=tokenizer.vocab_size, max_seq_len=cfg.seq_len,
+                               match_feature=cfg.match_feature))
     if model.cfg.max_seq_len < cfg.seq_len:
         cfg = replace(cfg, seq_len=model.cfg.max_seq_len)
 
     if state is not None and (out_dir / DATA_FILE).is_file():
         data = torch.load(out_dir / DATA_FILE, weights_only=False)
-        stream, examples = data["stream"], [SftExample(tuple(t), n) for t, n in data["sft"]]
+        stream, examples = data["stream"], [SftExample(tuple(t), n, tuple(f)) for t, n, f in data["sft"]]
     else:
         if not corpus.chunks:
             raise ConfigError("cannot train: the index has no chunks; ingest documents first")
@@ -156,7 +158,8 @@ def train(cfg: TrainConfig, corpus: TrainCorpus, out_dir: Path, *, base: Path | 
                                      per_sentence=cfg.per_sentence, max_examples=cfg.max_examples, seed=cfg.seed,
                                      show_progress=show_progress)
         out_dir.mkdir(parents=True, exist_ok=True)
-        torch.save({"stream": stream, "sft": [(list(e.tokens), e.prompt_len) for e in examples]}, out_dir / DATA_FILE)
+        torch.save({"stream": stream, "sft": [(list(e.tokens), e.prompt_len, list(e.flags)) for e in examples]},
+                   out_dir / DATA_FILE)
     if not examples:
         raise ConfigError("cannot train: no grounded QA examples could be made from the corpus")
     log.info("train params=%d vocab=%d stream_tokens=%d examples=%d", model.num_params(), tokenizer.vocab_size,
@@ -224,10 +227,10 @@ def _run_stage(stage: str, trainable: torch.nn.Module, model: TinyLM, tokenizer:
                 group["lr"] = _lr(lr, step, cfg.warmup_steps, progress)
             rng = random.Random(f"{cfg.seed}:{stage}:{step}")
             if stage == "sft":
-                x, y = sft_batch(examples, cfg.batch_size, tokenizer.pad, rng)
+                x, y, flags = sft_batch(examples, cfg.batch_size, tokenizer.pad, rng)
             else:
-                x, y = lm_batch(stream, cfg.batch_size, cfg.seq_len, rng)
-            _, loss, _ = trainable(x, y)
+                x, y, flags = lm_batch(stream, cfg.batch_size, cfg.seq_len, rng)
+            _, loss, _ = trainable(x, y, flags=flags)
             assert loss is not None
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -23,20 +23,24 @@ def test_default_size_is_about_five_million_parameters_and_large_is_8x512() -> N
 
 def test_kv_cache_logits_and_tokens_equal_full_recomputation() -> None:
     torch.manual_seed(0)
-    model = TinyLM(TinyLMConfig(vocab_size=97, n_layer=2, n_head=2, dim=32, ffn_dim=64, max_seq_len=64)).eval()
+    model = TinyLM(TinyLMConfig(vocab_size=97, n_layer=2, n_head=2, dim=32, ffn_dim=64, max_seq_len=64,
+                                match_feature=True)).eval()
     tokens = torch.randint(0, 97, (1, 20))
-    full, _, _ = model(tokens)
-    _, _, cache = model(tokens[:, :12])
+    flags = torch.randint(0, 2, (1, 20))
+    full, _, _ = model(tokens, flags=flags)
+    assert not torch.allclose(full, model(tokens)[0])  # the match flags count
+    _, _, cache = model(tokens[:, :12], flags=flags[:, :12])
     step_logits = []
     for i in range(12, 20):
-        logits, _, cache = model(tokens[:, i:i + 1], cache=cache, start=i)
+        logits, _, cache = model(tokens[:, i:i + 1], cache=cache, start=i, flags=flags[:, i:i + 1])
         step_logits.append(logits[0, -1])
     assert torch.allclose(torch.stack(step_logits), full[0, 12:20], atol=1e-5)
     # Sampled with the same generator state, the cached and uncached paths pick the same tokens.
-    prompt = tokens[0, :6].tolist()
+    prompt, marks = tokens[0, :6].tolist(), flags[0, :6].tolist()
     for kwargs in ({}, {"temperature": 0.9, "top_k": 20, "top_p": 0.9}):
-        cached = list(model.generate(prompt, 30, generator=torch.Generator().manual_seed(1), **kwargs))
-        uncached = list(model.generate(prompt, 30, use_cache=False, generator=torch.Generator().manual_seed(1), **kwargs))
+        cached = list(model.generate(prompt, 30, generator=torch.Generator().manual_seed(1), flags=marks, **kwargs))
+        uncached = list(model.generate(prompt, 30, use_cache=False, generator=torch.Generator().manual_seed(1), flags=marks,
+                                       **kwargs))
         assert cached == uncached and len(cached) == 30
 
 
