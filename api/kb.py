@@ -109,10 +109,10 @@ class KnowledgeBase:
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None, extractors: Sequence[Extractor] | None = None) -> None:
         self.settings = settings
-        self.store = make_store(settings.backend, settings.index, settings.milvus_config())
+        self._retrieval = settings.retrieval_config()
+        self.store = make_store(settings.backend, settings.index, settings.milvus_config(), self._retrieval.dense)
         self._embedder = embedder
         self._extractors = tuple(extractors) if extractors is not None else default_extractors()
-        self._retrieval = settings.retrieval_config()
         self._searcher: HybridSearcher | None = None
         self._snapshot: Snapshot | None = None
         self._snapshot_path: Path | None = None

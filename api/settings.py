@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from citekb.generation.config import (ExtractiveConfig, GenerationConfig, OpenAIConfig, TinyLLMConfig, TransformersConfig,
                                       VerifyConfig)
 from citekb.ingest.config import ChunkingConfig, IngestConfig
-from citekb.retrieval.config import RerankConfig, RetrievalConfig
+from citekb.retrieval.config import DenseIndexConfig, RerankConfig, RetrievalConfig
 from citekb.retrieval.embed import MINILM_ID
 from citekb.retrieval.backends.config import MilvusConfig
 
@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     rerank: Literal["none", "cross-encoder"] = "none"
     rerank_model: Path | None = None
     rerank_top_n: int = 30
+    # The dense index turns approximate (IVF) from this many sentence vectors on (0: never);
+    # ann_nprobe: IVF lists searched per query (unset: 8% of them). See retrieval/dense.py.
+    ann_min_vectors: int = 200_000
+    ann_nprobe: int | None = Field(None, ge=1)
 
     answer_backend: str = "extractive"
     ask_k: int = Field(5, ge=1, le=100)  # hits handed to the generator (and returned) by ask
@@ -128,6 +132,7 @@ class Settings(BaseSettings):
             candidates=self.candidates,
             sentence_share=self.sentence_share,
             rerank=RerankConfig(backend=self.rerank, model_dir=self.rerank_model, top_n=self.rerank_top_n),
+            dense=DenseIndexConfig(ann_min_vectors=self.ann_min_vectors, nprobe=self.ann_nprobe),
         )
 
     def milvus_config(self) -> MilvusConfig:

@@ -21,6 +21,23 @@ class RerankConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DenseIndexConfig:
+    """When the directory index's dense leg stops searching exhaustively (dense.py)."""
+
+    # From this many sentence vectors on, an IVF index (fp16 codes) replaces the exact flat one;
+    # 0: always exact. Below it search is exhaustive and exact (qa: 2.3k vectors, SciFact: ~50k).
+    ann_min_vectors: int = 200_000
+    # IVF lists searched per query; None: chosen from the number of lists (dense.default_nprobe).
+    nprobe: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.ann_min_vectors < 0 or 0 < self.ann_min_vectors < 1_000:
+            raise ConfigError(f"ann_min_vectors must be 0 (always exact search) or at least 1000, got {self.ann_min_vectors}")
+        if self.nprobe is not None and self.nprobe < 1:
+            raise ConfigError(f"ann nprobe must be at least 1, got {self.nprobe}")
+
+
+@dataclass(frozen=True, slots=True)
 class RetrievalConfig:
     # Weight of each leg in reciprocal rank fusion. The dense leg only counts for queries in a
     # language its model understands (Embedder.languages): MiniLM is English-only, and fusing
@@ -36,6 +53,7 @@ class RetrievalConfig:
     sentence_share: float = 0.3
     rrf_k: int = 60
     rerank: RerankConfig = RerankConfig()
+    dense: DenseIndexConfig = DenseIndexConfig()
 
     def __post_init__(self) -> None:
         unknown = set(self.weights) - {"bm25", "dense"}

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from citekb.ingest.errors import ConfigError
 
-from .config import RerankConfig
+from .config import DenseIndexConfig, RerankConfig
 from .embed import (
     MINILM_ID,
     USE_MULTILINGUAL_ID,
@@ -53,10 +53,11 @@ def make_reranker(cfg: RerankConfig) -> Reranker | None:
     return build(cfg)
 
 
-def make_store(backend: str, index: Path, milvus: MilvusConfig | None = None) -> IndexStore | MilvusStore:
+def make_store(backend: str, index: Path, milvus: MilvusConfig | None = None,
+               dense: DenseIndexConfig | None = None) -> IndexStore | MilvusStore:
     """Where the index lives: "faiss" (the index directory, the default) or "milvus"."""
     if backend == "faiss":
-        return IndexStore(index)
+        return IndexStore(index, dense)
     if backend == "milvus":
         if milvus is None:
             raise ConfigError("the milvus backend needs a Milvus configuration (CITEKB_MILVUS_URI)")

@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 from citekb.ingest.document import BBox, Chunk, Locator, Span
 from citekb.ingest.errors import CitekbError, ConfigError, DocumentNotFoundError, IndexMismatchError, IndexNotFoundError
 
+from .config import DenseIndexConfig
 from .dense import FaissIndex
 from .indexing import ChunkRows
 from .keyword import Bm25Index
@@ -101,6 +102,9 @@ class Snapshot:
     dense: FaissIndex = field(init=False)
     keyword: Bm25Index = field(default_factory=Bm25Index)
     created: float = field(default_factory=time.time)
+    # (chunks list, its length, doc_ids, row -> doc_id position): see _row_documents.
+    _rows_cache: tuple[list[Chunk], int, list[str], NDArray[np.intp]] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.dense = FaissIndex(self.dim)
@@ -111,6 +115,7 @@ class Snapshot:
         if len(chunks) != len(rows.terms):
             raise ValueError("chunks and their index rows must be aligned")
         self.dense.add(rows.vectors, rows.owners, len(chunks))
+        self._rows_cache = None
         self.chunks.extend(chunks)
         self.keyword.add(rows.terms)
         self.documents[record.doc_id] = record
@@ -120,19 +125,42 @@ class Snapshot:
         if record is None:
             raise DocumentNotFoundError(f"no document with doc_id {doc_id!r} in the index")
         keep = np.array([i for i, c in enumerate(self.chunks) if c.locator.doc_id != doc_id], dtype=np.int64)
+        self._rows_cache = None
         self.chunks = [self.chunks[i] for i in keep]
         self.dense.keep(keep)
         self.keyword.keep(keep)
         return record
 
     def readable(self, groups: AbstractSet[str] | None) -> NDArray[np.bool_] | None:
-        """The row mask for a reader in groups (see readable_by); None when it may read every row."""
+        """The row mask for a reader in groups (see readable_by); None when it may read every row.
+
+        Who may read a document is decided afresh on every call, from the records as they are
+        now (ingest regroups a record in place), one test per document; only which document
+        each row belongs to is kept between calls (_row_documents), so a mask costs a pass over
+        the documents and one gather, not a pass over every chunk in Python."""
         if groups is None:
             return None
-        allowed = {doc_id for doc_id, r in self.documents.items() if readable_by(r, groups)}
-        if len(allowed) == len(self.documents):
+        doc_ids, row_document = self._row_documents()
+        documents = self.documents
+        allowed = np.fromiter((d in documents and readable_by(documents[d], groups) for d in doc_ids),
+                              dtype=np.bool_, count=len(doc_ids))
+        if allowed.all():
             return None
-        return np.fromiter((c.locator.doc_id in allowed for c in self.chunks), dtype=np.bool_, count=len(self.chunks))
+        return allowed[row_document]
+
+    def _row_documents(self) -> tuple[list[str], NDArray[np.intp]]:
+        """The doc_ids of the rows' documents, and each row's position in that list. Kept while
+        self.chunks is the same list of the same length: every change of rows replaces the list
+        (remove, relocate, load) or lengthens it (add), and add and remove also drop it."""
+        cached = self._rows_cache
+        if cached is not None and cached[0] is self.chunks and cached[1] == len(self.chunks):
+            return cached[2], cached[3]
+        chunks = self.chunks
+        codes: dict[str, int] = {}
+        row_document = np.fromiter((codes.setdefault(c.locator.doc_id, len(codes)) for c in chunks),
+                                   dtype=np.intp, count=len(chunks))
+        self._rows_cache = (chunks, len(chunks), list(codes), row_document)
+        return list(codes), row_document
 
     def find_path(self, path: str) -> DocumentRecord | None:
         return next((r for r in self.documents.values() if r.path == path), None)
@@ -233,8 +261,9 @@ def read_manifest(directory: Path) -> dict[str, Any]:
 class IndexStore:
     """Finds, locks and publishes the snapshots of one index directory."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, dense: DenseIndexConfig | None = None) -> None:
         self.root = root
+        self.dense = dense or DenseIndexConfig()  # when the snapshots' dense index is approximate
 
     @property
     def exists(self) -> bool:
@@ -249,7 +278,9 @@ class IndexStore:
 
     def create(self, model_id: str, dim: int) -> Snapshot:
         """An empty snapshot for a new index; publish() makes it current."""
-        return Snapshot(model_id=model_id, dim=dim)
+        snapshot = Snapshot(model_id=model_id, dim=dim)
+        snapshot.dense.config = self.dense
+        return snapshot
 
     def searcher(self, embedder: Embedder, cfg: RetrievalConfig, reranker: Reranker | None = None) -> HybridSearcher:
         """The searcher for this store's snapshots (backends/milvus.py has its own)."""
@@ -262,7 +293,9 @@ class IndexStore:
 
     def load_current(self, expect_model_id: str | None = None) -> tuple[Path, Snapshot]:
         """The live snapshot and the directory it was loaded from."""
-        return self.read_current(lambda directory: Snapshot.load(directory, expect_model_id))
+        path, snapshot = self.read_current(lambda directory: Snapshot.load(directory, expect_model_id))
+        snapshot.dense.config = self.dense  # what its next add or keep goes by, and its nprobe
+        return path, snapshot
 
     def read_current(self, read: Callable[[Path], T]) -> tuple[Path, T]:
         """read(the directory CURRENT names), and that directory. A writer deletes the snapshot it
