@@ -9,7 +9,7 @@ import random
 import pytest
 
 from citekb.generation.tinylm.data import build_example
-from citekb.generation.tinylm.prompt import evidence, prompt_tokens, sentences
+from citekb.generation.tinylm.prompt import evidence, prompt_tokens, prompt_with_flags, sentences
 from citekb.generation.tinylm.synth import synthesize
 from citekb.generation.tinylm.tokenizer import TinyTokenizer
 from citekb.ingest.document import Chunk, Locator, Span
@@ -84,3 +84,14 @@ def test_a_training_example_targets_the_span_and_its_hit_marker(tokenizer: TinyT
         assert tokenizer.markers[1] in sft.tokens[:sft.prompt_len]  # its sentence is in the prompt
         built += 1
     assert built >= 5
+
+
+def test_match_flags_mark_the_evidence_words_the_question_has(tokenizer: TinyTokenizer) -> None:
+    question = "When did Tesla die in Manhattan?"
+    context = evidence(tokenizer, [_chunk("tesla:0", ENGLISH)], question, count=2, sentence_tokens=48)
+    ids, flags = prompt_with_flags(tokenizer, context, question)
+    assert ids == prompt_tokens(tokenizer, context, question) and len(flags) == len(ids)
+    flagged = tokenizer.decode([t for t, f in zip(ids, flags) if f])
+    assert "Tesla" in flagged and "Manhattan" in flagged and "died" in flagged  # stems match: die/died
+    assert "hotel" not in flagged and " the " not in f" {flagged} "
+    assert not any(flags[:ids.index(tokenizer.sep) + 1])  # the question itself is not flagged
