@@ -301,8 +301,9 @@ class Bm25Index:
            theta. The essential columns are summed into a dense accumulator; a row is a
            candidate if its sum plus the non-essential bounds reaches theta.
         3. Few candidates: each is scored exactly (binary search in each column). Many (the
-           bounds were loose): the non-essential columns are summed in too, and only rows whose
-           sum reaches theta, or the k-th best sum, are scored exactly.
+           bounds were loose; common with BM25's k1 = 1.5, where a term's largest weight is up
+           to 2.5 times its usual one): the non-essential columns are summed in too, and only
+           rows whose sum reaches theta, and the k-th best sum, are scored exactly.
         No full sort or partition of all rows happens. None when it cannot prune: some weight
         is negative (the bounds assume none is), or no theta is found (the mask leaves fewer
         than k seed rows)."""
@@ -326,14 +327,15 @@ class Bm25Index:
         rest_bound = float(rest[n_rest - 1]) if n_rest else 0.0
         essential, inessential = np.sort(order[n_rest:]), np.sort(order[:n_rest])
         total = weights.column_sums(cols[essential], mult[essential])
-        candidates = self._masked(np.flatnonzero(total >= theta - rest_bound - 2 * slack), mask)
+        reach = total >= theta - rest_bound - 2 * slack  # False where no essential term is
+        if mask is not None:
+            reach &= mask
         rest_postings = int(weights.lengths[cols[inessential]].sum())
-        if len(candidates) * len(cols) * search_cost > rest_postings:
+        if np.count_nonzero(reach) * len(cols) * search_cost <= rest_postings:
+            candidates = np.flatnonzero(reach)
+        else:
             weights.column_sums(cols[inessential], mult[inessential], out=total)
-            if len(candidates) > len(total) // 8:
-                candidates = self._masked(np.flatnonzero(total >= theta - 2 * slack), mask)
-            else:
-                candidates = candidates[total[candidates] >= theta - 2 * slack]
+            candidates = self._masked(np.flatnonzero(total >= theta - 2 * slack), mask)
             if len(candidates) > k:
                 # The sums are the scores up to rounding: k rows score at least the k-th best sum.
                 candidates = candidates[total[candidates] >= _kth_largest(total[candidates], k) - 4 * slack]

@@ -91,14 +91,15 @@ class HybridSearcher:
         ids = np.concatenate([term_ids for term_ids, _ in sentences])
         query = [self._term_ids[term] for term in terms if term in self._term_ids]  # others are in no sentence
         scores = unit_scores(ids, lengths, query, k1=1.2)
+        counts = np.array([len(lens) for _, lens in sentences])
+        starts = np.cumsum(counts) - counts
+        filled = counts > 0
+        best_units = np.zeros(len(rows), np.float32)
+        best_units[filled] = np.maximum.reduceat(scores, starts[filled])
         best: dict[int, float] = {}
-        start = 0
-        for row, (_, lens) in zip(rows, sentences):
-            if len(lens):
-                score = float(scores[start:start + len(lens)].max())
-                start += len(lens)
-                if score > best.get(row, 0.0):
-                    best[row] = score
+        for row, score in zip(rows, best_units.tolist()):
+            if score > best.get(row, 0.0):
+                best[row] = score
         return sorted(best.items(), key=lambda pair: -pair[1])
 
     def _terms_of(self, chunk: Chunk) -> tuple[np.ndarray, np.ndarray]:
