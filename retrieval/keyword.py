@@ -22,7 +22,7 @@ try:  # scipy's own kernel for sparse matrix times vector, called on each column
 except ImportError:  # pragma: no cover - a scipy that moved it
     _csc_matvec = None
 
-_BUILD_ROWS = 1 << 16  # rows whose weights are computed at a time
+_BUILD_NONZEROS = 1 << 22  # weights computed at a time while building
 _SEED_ROWS = 128  # per term: the rows of its largest weights, which seed the pruning threshold
 _PRUNE_MIN_POSTINGS = 50_000  # a query with fewer postings is scored exhaustively: as fast
 _SEARCH_COST = 30  # scoring one row for one term by binary search costs about 30 postings summed
@@ -229,18 +229,19 @@ class Bm25Index:
         mean_idf = idf[present].mean() if present.any() else 0.0
         idf = np.where(idf < 0, self.epsilon * mean_idf, idf)
         norm = self.k1 * (1 - self.b + self.b * doc_len / avgdl) if avgdl > 0 else np.full(n_docs, self.k1)
-        # The weights of the tf matrix's nonzeros, computed a block of rows at a time so that the
-        # float64 temporaries stay small (whole-matrix temporaries made most of the build's peak).
-        data = np.empty(tf.nnz, np.float32)
-        for start in range(0, n_docs, _BUILD_ROWS):
-            stop = min(start + _BUILD_ROWS, n_docs)
-            lo, hi = tf.indptr[start], tf.indptr[stop]
-            rows = np.repeat(np.arange(start, stop), np.diff(tf.indptr[start:stop + 1]))
-            counts = tf.data[lo:hi]
-            data[lo:hi] = idf[tf.indices[lo:hi]] * counts * (self.k1 + 1) / (counts + norm[rows])
-        matrix = sp.csr_matrix((data, tf.indices, tf.indptr), shape=tf.shape).tocsc()
-        del data
+        # The tf matrix's counts, turned into weights in place, a block of columns at a time, so
+        # that the float64 temporaries stay small: whole-matrix temporaries made most of the
+        # build's peak memory.
+        matrix = tf.tocsc()
         matrix.sort_indices()
+        lengths = np.diff(matrix.indptr)
+        edges = np.searchsorted(matrix.indptr, np.arange(0, matrix.nnz, _BUILD_NONZEROS), side="right") - 1
+        edges = np.unique(np.concatenate([edges, [width]]))
+        for c0, c1 in zip(edges[:-1].tolist(), edges[1:].tolist()):
+            lo, hi = matrix.indptr[c0], matrix.indptr[c1]
+            cols = np.repeat(np.arange(c0, c1), lengths[c0:c1])
+            counts = matrix.data[lo:hi]
+            matrix.data[lo:hi] = idf[cols] * counts * (self.k1 + 1) / (counts + norm[matrix.indices[lo:hi]])
         return _Weights.of(matrix)
 
     def _weight_matrix(self) -> _Weights:

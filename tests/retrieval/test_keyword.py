@@ -237,13 +237,13 @@ def test_column_sums_without_scipys_kernel_are_the_same(monkeypatch: pytest.Monk
 
 
 def test_weights_are_those_of_the_whole_matrix_formula(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The build computes weights a block of rows at a time (less memory); the values must be
-    # those of the one-shot formula, to the bit.
+    # The build computes weights a block of columns at a time, in place (less memory); the
+    # values must be those of the one-shot formula, to the bit.
     rng = np.random.default_rng(1)
     docs = [[f"w{int(t)}" for t in rng.zipf(1.5, int(rng.integers(0, 30))) if t < 400] for _ in range(3000)]
     index = Bm25Index(k1=1.2, b=0.6)
     index.add(docs)
-    monkeypatch.setattr(keyword, "_BUILD_ROWS", 257)
+    monkeypatch.setattr(keyword, "_BUILD_NONZEROS", 257)
     built = index._build().matrix
     tf = index._tf
     doc_len = np.asarray(tf.sum(axis=1)).ravel()
