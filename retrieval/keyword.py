@@ -28,6 +28,12 @@ _PRUNE_MIN_POSTINGS = 50_000  # a query with fewer postings is scored exhaustive
 _SEARCH_COST = 30  # scoring one row for one term by binary search costs about 30 postings summed
 
 
+def _sorted_unique(values: NDArray[np.integer]) -> NDArray[np.integer]:
+    """np.unique by sorting: several times faster than its hash table on a few thousand ints."""
+    values = np.sort(values)
+    return values[np.concatenate(([True], values[1:] != values[:-1]))] if len(values) else values
+
+
 def _kth_largest(values: NDArray[np.float32], k: int) -> np.float32:
     return np.partition(values, len(values) - k)[len(values) - k]
 
@@ -74,9 +80,10 @@ def unit_scores(ids: NDArray[np.integer], lengths: NDArray[np.integer], query: S
     if (idf < 0).any():
         # Bm25Index's vocabulary is in order of first occurrence, and the mean's rounding
         # depends on that order.
-        terms, first = np.unique(ids, return_index=True)
-        pairs = np.unique(unit_of * (int(terms[-1]) + 1) + ids) % (int(terms[-1]) + 1)
-        all_df = np.bincount(np.searchsorted(terms, pairs), minlength=len(terms)).astype(np.float64)[np.argsort(first)]
+        width = int(ids.max()) + 1
+        in_units = _sorted_unique(unit_of * width + ids) % width  # each term once per unit
+        vocab = np.fromiter(dict.fromkeys(ids.tolist()), np.int64)
+        all_df = np.bincount(in_units, minlength=width)[vocab].astype(np.float64)
         mean_idf = (np.log(n_units - all_df + 0.5) - np.log(all_df + 0.5)).mean()
         idf = np.where(idf < 0, epsilon * mean_idf, idf)
     doc_len = lengths.astype(np.float32)
@@ -310,7 +317,7 @@ class Bm25Index:
         than k seed rows)."""
         if not weights.nonnegative:
             return None
-        seed = np.unique(np.concatenate([weights.top(col) for col in cols]))
+        seed = _sorted_unique(np.concatenate([weights.top(col) for col in cols]))
         if mask is not None:
             seed = seed[mask[seed]]
         if len(seed) < k:

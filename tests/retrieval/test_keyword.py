@@ -298,3 +298,13 @@ def test_best_sentences_equal_those_of_a_built_index(make_snapshot: Callable[...
     everything = list(range(len(snapshot.chunks)))
     for rows in (everything, everything[::-2], everything[:1], everything[:3] * 2):
         assert searcher.best_sentences(snapshot, rows, terms) == best_sentences_by_building_an_index(snapshot, rows, terms)
+
+
+@pytest.mark.parametrize("query", QUERIES, ids=lambda q: "+".join(q) or "empty")
+def test_unit_scores_floor_negative_idf_like_the_index(query: list[str]) -> None:
+    ids: dict[str, int] = {}
+    flat = np.array([ids.setdefault(t, len(ids)) for doc in CORPUS for t in doc], np.int64)
+    lengths = np.array([len(doc) for doc in CORPUS], np.int64)
+    ours = unit_scores(flat, lengths, [ids[t] for t in query if t in ids])
+    assert np.array_equal(ours, build(CORPUS).scores(query))
+    np.testing.assert_allclose(ours, BM25Okapi(CORPUS).get_scores(query), atol=1e-4)
