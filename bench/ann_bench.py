@@ -8,7 +8,8 @@ index into the IVF one (FaissIndex.fit with the default DenseIndexConfig, exactl
 ingest into an old index does) and publishes it. recall searches the same queries (synthetic
 query vectors, as scale_bench.py searches) in the flat index and the converted one: the share
 of the exact top 10 and top 100 rows each nprobe finds, with and without an access-group mask,
-the largest change of a row's score (float16), and the time of one search (one thread). With
+the largest change of a row's score (float16), the time of one search (one thread), and how
+often hybrid search (HybridSearcher, defaults) has the query's source chunk in its top 10. With
 --nprobe equal to the number of lists the search is exhaustive: what is left is float16's doing. Then serve DST_WORKDIR/index as scale_bench.py does:
 
     python bench/scale_bench.py --serve DST_WORKDIR/index --chunks 100000 --minilm"""
@@ -52,7 +53,8 @@ def convert(src: Path, dst: Path) -> dict[str, Any]:
 
 def recall(src: Path, dst: Path, nprobes: list[int]) -> dict[str, Any]:
     import faiss
-    from citekb.retrieval.config import DenseIndexConfig
+    from citekb.retrieval.config import DenseIndexConfig, RetrievalConfig
+    from citekb.retrieval.search import HybridSearcher
     from citekb.retrieval.store import IndexStore
 
     faiss.omp_set_num_threads(1)
@@ -71,6 +73,14 @@ def recall(src: Path, dst: Path, nprobes: list[int]) -> dict[str, Any]:
     for v in vectors:
         flat.dense.search(v, 100)
     out["flat_ms"] = round((time.perf_counter() - t) * 1000 / len(vectors), 2)
+    hybrid = HybridSearcher(embedder, RetrievalConfig())
+
+    def gold(snapshot: Any) -> float:
+        """Share of queries whose source chunk is in the hybrid top 10 (as scale_bench.py counts)."""
+        return sum(any(h.chunk.chunk_id == q["chunk_id"] for h in hybrid.search(snapshot, q["query"], 10))
+                   for q in queries) / len(queries)
+
+    out["flat_hybrid_gold_in_top10"] = round(gold(flat), 3)
     del flat
     for nprobe in nprobes:
         ivf.dense.config = DenseIndexConfig(nprobe=nprobe)
@@ -84,6 +94,7 @@ def recall(src: Path, dst: Path, nprobes: list[int]) -> dict[str, Any]:
         for v in vectors:
             ivf.dense.search(v, 100)
         row["ms"] = round((time.perf_counter() - t) * 1000 / len(vectors), 2)
+        row["hybrid_gold_in_top10"] = round(gold(ivf), 3)
         out[f"nprobe={nprobe}"] = row
         print(nprobe, row, file=sys.stderr)
     return out
