@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from collections.abc import Callable
+from unittest.mock import patch
 
 import numpy as np
 import pytest
@@ -186,6 +187,8 @@ def test_pruned_search_equals_exhaustive(docs: list[list[str]], query: list[str]
         if pruned is not None:
             assert pruned == exhaustive  # tuples of int and float: exact equality
     assert index.search(query, k, mask) == exhaustive
+    with patch.object(keyword, "_PRUNE_MIN_POSTINGS", 0):  # search prunes whatever the size
+        assert index.search(query, k, mask) == exhaustive
     scores = index.scores(query)
     if mask is not None:
         scores = np.where(mask, scores, 0)
