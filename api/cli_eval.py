@@ -34,6 +34,8 @@ DEFAULT_COMPARE = "hybrid"
 @click.option("--rerank-model", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="cross-encoder directory for +rerank (default: CITEKB_RERANK_MODEL)")
 @click.option("--rerank-top-n", type=click.IntRange(1), help="candidates the reranker rescores (default: CITEKB_RERANK_TOP_N)")
+@click.option("--rerank-mix", type=click.FloatRange(min=0), help="fused score + this x the scaled reranker score, "
+              "instead of the reranker's order alone (default: CITEKB_RERANK_MIX)")
 @click.option("--dense-units", type=click.Choice(["sentence", "chunk"]), default="chunk", show_default=True,
               help="BEIR only: one dense vector per sentence (as ingest does) or per chunk (faster to index)")
 @click.option("--json", "as_json", is_flag=True, help="print the results as JSON on stdout")
@@ -42,7 +44,8 @@ DEFAULT_COMPARE = "hybrid"
 @guard
 def eval_cmd(ctx: click.Context, target: Path, compare: str | None, docs: Path | None, index: Path | None, k: int,
              ask: bool, limit: int | None, every: int, lang: str | None, rerank_model: Path | None,
-             rerank_top_n: int | None, dense_units: str, as_json: bool, progress: bool | None) -> None:
+             rerank_top_n: int | None, rerank_mix: float | None, dense_units: str, as_json: bool,
+             progress: bool | None) -> None:
     """Measure search (hit@k, recall@k, MRR@10, nDCG@10 at page and chunk level), answers
     (cited-page accuracy, answer F1) and latency on TARGET: a QUESTIONS.jsonl of gold questions
     (fields id, lang, question, answers, gold locations) or a BEIR folder (corpus.jsonl,
@@ -53,7 +56,7 @@ def eval_cmd(ctx: click.Context, target: Path, compare: str | None, docs: Path |
     with tempfile.TemporaryDirectory(prefix="citekb-eval-") as tmp:
         scratch = index is None or not (index / "CURRENT").exists()  # nothing to reuse: build it
         kb = open_kb(ctx, index if index is not None else Path(tmp) / "index", rerank_model=rerank_model,
-                     rerank_top_n=rerank_top_n)
+                     rerank_top_n=rerank_top_n, rerank_mix=rerank_mix)
         names = ev.parse_configs(compare or ("hybrid+rerank" if kb.settings.rerank != "none" else DEFAULT_COMPARE))
         if any(n.endswith(ev.RERANK_SUFFIX) for n in names) and kb.settings.rerank_model is None:
             raise click.UsageError("+rerank needs a cross-encoder: --rerank-model DIR or CITEKB_RERANK_MODEL "
@@ -69,12 +72,12 @@ def eval_cmd(ctx: click.Context, target: Path, compare: str | None, docs: Path |
 
 
 def _reranker(kb: Any):  # type: ignore[no-untyped-def]
-    from citekb.retrieval.config import RerankConfig
+    from dataclasses import replace
+
     from citekb.retrieval.factory import make_reranker
 
     cfg = kb.settings.retrieval_config().rerank
-    return lambda: make_reranker(RerankConfig(backend="cross-encoder", model_dir=cfg.model_dir, top_n=cfg.top_n,
-                                              batch_size=cfg.batch_size))
+    return lambda: make_reranker(replace(cfg, backend="cross-encoder"))
 
 
 def _gold(kb: Any, target: Path, docs: Path | None, names: list[str], scratch: bool, k: int, ask: bool,

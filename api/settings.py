@@ -45,8 +45,10 @@ class Settings(BaseSettings):
     rerank: Literal["none", "cross-encoder"] = "none"
     rerank_model: Path | None = None
     rerank_top_n: int = 30
+    # None: the reranker's scores alone order the top-N; w: fused + w * scaled reranker score.
+    rerank_mix: float | None = Field(None, ge=0)
     # The dense index turns approximate (IVF) from this many sentence vectors on (0: never);
-    # ann_nprobe: IVF lists searched per query (unset: 8% of them). See retrieval/dense.py.
+    # ann_nprobe: IVF lists searched per query (unset: 12% of them). See retrieval/dense.py.
     ann_min_vectors: int = 200_000
     ann_nprobe: int | None = Field(None, ge=1)
 
@@ -131,7 +133,8 @@ class Settings(BaseSettings):
             fusion=self.fusion,
             candidates=self.candidates,
             sentence_share=self.sentence_share,
-            rerank=RerankConfig(backend=self.rerank, model_dir=self.rerank_model, top_n=self.rerank_top_n),
+            rerank=RerankConfig(backend=self.rerank, model_dir=self.rerank_model, top_n=self.rerank_top_n,
+                                mix=self.rerank_mix),
             dense=DenseIndexConfig(ann_min_vectors=self.ann_min_vectors, nprobe=self.ann_nprobe),
         )
 

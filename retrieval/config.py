@@ -14,10 +14,16 @@ class RerankConfig:
     model_dir: Path | None = None
     top_n: int = 30  # only the fused top-N are rescored: the cross-encoder is the slow stage
     batch_size: int = 32
+    # How the cross-encoder's verdict is used. None: its scores alone order the top-N. A number w:
+    # each hit scores fused / best fused + w * its reranker score min-max scaled over the top-N,
+    # so a model that is good but not better than the fused ranking only settles near-ties.
+    mix: float | None = None
 
     def __post_init__(self) -> None:
         if self.top_n < 1 or self.batch_size < 1:
             raise ConfigError("rerank top_n and batch_size must be at least 1")
+        if self.mix is not None and self.mix < 0:
+            raise ConfigError(f"rerank mix must be at least 0, got {self.mix}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,7 +73,7 @@ class CrossEncoderReranker:
 
     name = "cross-encoder"
 
-    def __init__(self, model_dir: Path, batch_size: int = 32) -> None:
+    def __init__(self, model_dir: Path, batch_size: int = 32, mix: float | None = None) -> None:
         if not model_dir.is_dir() or not (model_dir / "config.json").is_file():
             raise ModelError(f"no reranker model in {model_dir}: expected a local model directory with config.json")
         os.environ["HF_HUB_OFFLINE"] = "1"  # a local directory only; never a hub download
@@ -84,20 +84,22 @@ class CrossEncoderReranker:
         except Exception as exc:  # a damaged directory raises anything from OSError to safetensors errors
             raise ModelError(f"cannot load reranker model from {model_dir}: {exc}") from exc
         self._batch_size = batch_size
+        self.mix = mix
         self.window_tokens = read_training(model_dir).get("passage_tokens")  # None: whole chunks
 
     @classmethod
     def from_config(cls, cfg: RerankConfig) -> CrossEncoderReranker:
         if cfg.model_dir is None:
             raise ModelError("the cross-encoder reranker needs a model directory (rerank model_dir)")
-        return cls(Path(cfg.model_dir), batch_size=cfg.batch_size)
+        return cls(Path(cfg.model_dir), batch_size=cfg.batch_size, mix=cfg.mix)
 
     def rerank(self, query: str, hits: Sequence[Hit], k: int) -> list[Hit]:
         if not hits:
             return []
         scores = self._model.predict([(query, p) for p in self.passages(query, [h.chunk for h in hits])],
                                      batch_size=self._batch_size, show_progress_bar=False, convert_to_numpy=True)
-        rescored = [replace(h, score=float(s), scores={**h.scores, "rerank": float(s)}) for h, s in zip(hits, scores)]
+        final = [float(s) for s in scores] if self.mix is None else mixed([h.score for h in hits], [float(s) for s in scores], self.mix)
+        rescored = [replace(h, score=f, scores={**h.scores, "rerank": float(s)}) for h, s, f in zip(hits, scores, final)]
         rescored.sort(key=lambda h: -h.score)
         return rescored[:k]
 
@@ -107,6 +109,16 @@ class CrossEncoderReranker:
             return [c.text for c in chunks]
         terms = frozenset(analyze(query))
         return [passage_window(terms, c, int(self.window_tokens)) for c in chunks]
+
+
+def mixed(fused: Sequence[float], rerank: Sequence[float], weight: float) -> list[float]:
+    """fused / best fused + weight * rerank min-max scaled to [0, 1] (all 0 when every rerank
+    score is the same): the fused order stands unless the reranker clearly prefers another hit."""
+    best = max(fused, default=0.0)
+    low, high = min(rerank, default=0.0), max(rerank, default=0.0)
+    spread = high - low
+    return [(f / best if best > 0 else 0.0) + (weight * (r - low) / spread if spread > 0 else 0.0)
+            for f, r in zip(fused, rerank)]
 
 
 def read_training(model_dir: Path) -> dict[str, object]:

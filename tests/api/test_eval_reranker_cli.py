@@ -27,6 +27,10 @@ def test_train_then_evaluate_with_the_trained_reranker(run_cli: RunCli, corpus_d
                      "--rerank-model", out, "--no-ask", "--json")
     assert result.exit_code == 0, result.stderr
     assert set(json.loads(result.stdout)["configs"]) == {"hybrid", "hybrid+rerank"}
+    mixed = run_cli("eval", questions, "--index", tmp_path / "idx", "--compare", "hybrid+rerank",
+                    "--rerank-model", out, "--rerank-mix", "0.1", "--no-ask", "--json")
+    assert mixed.exit_code == 0, mixed.stderr
+    assert run_cli("eval", questions, "--index", tmp_path / "idx", "--rerank-mix", "-1").exit_code == 2
 
 
 def test_training_needs_an_index_and_a_usable_folder(run_cli: RunCli, tmp_path: Path) -> None:

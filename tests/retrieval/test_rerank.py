@@ -102,3 +102,32 @@ def test_a_trained_model_reads_the_query_window_of_each_chunk(tiny_cross_encoder
     (model / TRAINING_FILE).write_text("{damaged", "utf-8")
     with pytest.raises(ModelError, match="is damaged"):
         CrossEncoderReranker(model)
+
+
+def test_mixed_keeps_the_fused_order_unless_the_reranker_clearly_disagrees() -> None:
+    from citekb.retrieval.rerank import mixed
+
+    fused = [1.0, 0.95, 0.5]
+    # The reranker prefers the second hit: a small weight leaves the clear fused lead of hit 1 over
+    # hit 3 alone but lets the reranker settle the near-tie between hits 1 and 2.
+    scores = mixed(fused, [0.0, 2.0, 1.0], weight=0.1)
+    assert scores == pytest.approx([1.0, 0.95 + 0.1, 0.5 + 0.05])
+    assert max(range(3), key=scores.__getitem__) == 1
+    assert mixed(fused, [3.0, 3.0, 3.0], weight=0.1) == pytest.approx([1.0, 0.95, 0.5])  # no spread: no say
+    assert mixed([0.0, 0.0], [1.0, 0.0], weight=0.5) == pytest.approx([0.5, 0.0])
+
+
+def test_mix_blends_model_scores_with_the_fused_scores(tiny_cross_encoder: Path) -> None:
+    from citekb.retrieval.rerank import mixed
+
+    plain = CrossEncoderReranker(tiny_cross_encoder)
+    blended = CrossEncoderReranker(tiny_cross_encoder, mix=0.2)
+    query = "how many days of annual leave"
+    raw = {h.chunk.chunk_id: h.scores["rerank"] for h in plain.rerank(query, hits(), k=5)}
+    out = blended.rerank(query, hits(), k=5)
+    expected = mixed([h.score for h in hits()], [raw[h.chunk.chunk_id] for h in hits()], 0.2)
+    assert [h.score for h in out] == sorted(expected, reverse=True)
+    assert {h.chunk.chunk_id: h.scores["rerank"] for h in out} == pytest.approx(raw)
+    with pytest.raises(Exception, match="mix must be at least 0"):
+        RerankConfig(mix=-1.0)
+    assert make_reranker(RerankConfig(backend="cross-encoder", model_dir=tiny_cross_encoder, mix=0.3)).mix == 0.3
