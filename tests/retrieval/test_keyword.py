@@ -311,3 +311,14 @@ def test_unit_scores_floor_negative_idf_like_the_index(query: list[str]) -> None
     ours = unit_scores(flat, lengths, [ids[t] for t in query if t in ids])
     assert np.array_equal(ours, build(CORPUS).scores(query))
     np.testing.assert_allclose(ours, BM25Okapi(CORPUS).get_scores(query), atol=1e-4)
+
+
+@pytest.mark.parametrize("text", [
+    "Replace the intake filter every 45 days; the filters are cheap.",
+    "Straße STRASSE ﬁlter ｆｕｌｌｗｉｄｔｈ Ǆemal café cafe\u0301 İstanbul",  # NFKC and casefold at work
+    "GDP增长 中华人民共和国 的 机器 and the 离墙 墙壁", "under_score 3.5 kg x86_64", "", "   ", "a an the",
+])
+def test_sentences_are_analysed_as_analyze_does(text: str) -> None:
+    searcher = HybridSearcher(HashEmbedder(), RetrievalConfig())
+    for _ in range(2):  # the second time from the word cache
+        assert searcher._analyze_sentence(text) == analyze(text)
