@@ -7,9 +7,9 @@ speed: training tokens/s of each model size (vocab 8000, batches of 8 x 256 toke
 generation tokens/s of the default size with and without its KV cache.
 
 quality: on a gold QA folder (default ../shared/data/qa), every n-th question is searched once
-(k=5) and answered from the same hits by the extractive backend and by TinyLM, copy-constrained
-and free, its evidence sentences ranked with the index's embedder, and copy-constrained with
-them ranked by their terms alone. Scored with the acceptance scorer's own rules (../shared/tools/score.py): SQuAD-style
+(k=5) and answered from the same hits by the extractive backend and by TinyLM: copy-constrained
+from the best evidence sentence (the default) or from any of them, and free, the sentences
+ranked with the index's embedder; and copy-constrained with them ranked by their terms alone. Scored with the acceptance scorer's own rules (../shared/tools/score.py): SQuAD-style
 answer F1, and cited-page precision (a citation counts when its location matches the gold or
 its quoted sentence holds a gold answer), as bench/qa_eval.py does. The raw generator answers
 are scored, before citekb's sentence verification. Train the model first, e.g.
@@ -111,10 +111,13 @@ def quality(model_dir: Path, index: Path | None, data: Path, every: int) -> dict
     embedder = CachedEmbedder(kb.embedder)  # the backends embed the same candidate sentences: once
     generators = {
         "extractive": make_generator(settings.generation_config(), "extractive", embedder),
-        # Evidence sentences ranked with the index's embedder, as the extractive backend ranks them...
+        # Evidence sentences ranked with the index's embedder, as the extractive backend ranks them;
+        # the quote comes from the best-ranked one (the default)...
         "tinyllm": TinyLMGenerator(checkpoint, TinyLLMConfig(model_dir=model_dir), embedder),
+        # ...or from any of them (the model picks the sentence too)...
+        "tinyllm-any": TinyLMGenerator(checkpoint, TinyLLMConfig(model_dir=model_dir), embedder, quote_from=None),
         "tinyllm-free": TinyLMGenerator(checkpoint, TinyLLMConfig(model_dir=model_dir, copy_constrained=False), embedder),
-        # ...and by their terms alone, as in training (and as `citekb ask` builds the backend today).
+        # ...and ranked by their terms alone, as in training (and as `citekb ask` builds the backend today).
         "tinyllm-lexical": TinyLMGenerator(checkpoint, TinyLLMConfig(model_dir=model_dir)),
     }
     rows: dict[str, dict[str, list[tuple[float | None, float, bool]]]] = {g: defaultdict(list) for g in generators}

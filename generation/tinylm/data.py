@@ -109,7 +109,8 @@ def answer_tokens(passage: Passage, start: int, end: int) -> tuple[int | None, i
     return inside[0], inside[-1] + 1
 
 
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # inputs, targets, match flags
+# inputs, targets, match flags, and per row the tokens the loss is over (None: all)
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]
 
 
 def lm_batch(stream: torch.Tensor, batch_size: int, seq_len: int, rng: random.Random) -> Batch:
@@ -118,20 +119,29 @@ def lm_batch(stream: torch.Tensor, batch_size: int, seq_len: int, rng: random.Ra
     starts = [rng.randrange(len(stream) - length) for _ in range(batch_size)]
     x = torch.stack([stream[s:s + length] for s in starts])
     y = torch.stack([stream[s + 1:s + 1 + length] for s in starts])
-    return x, y, torch.zeros_like(x)
+    return x, y, torch.zeros_like(x), None
 
 
-def sft_batch(examples: Sequence[SftExample], batch_size: int, pad: int, rng: random.Random) -> Batch:
-    """batch_size random examples, right-padded: inputs, targets (-100 outside the answers) and
-    the prompts' match flags."""
+def sft_batch(examples: Sequence[SftExample], batch_size: int, pad: int, rng: random.Random, *, vocab_size: int = 0,
+              sep: int = -1, eos: int = -1) -> Batch:
+    """batch_size random examples, right-padded: inputs, targets (-100 outside the answers), the
+    prompts' match flags and, with vocab_size, the answer's candidates per row: the tokens of the
+    prompt after sep (the evidence and its markers) and eos, which is all copy-constrained
+    decoding ever allows."""
     chosen = [examples[rng.randrange(len(examples))] for _ in range(batch_size)]
     length = max(len(e.tokens) for e in chosen) - 1
     x = torch.full((batch_size, length), pad, dtype=torch.long)
     y = torch.full((batch_size, length), -100, dtype=torch.long)
     f = torch.zeros((batch_size, length), dtype=torch.long)
+    c = torch.zeros((batch_size, vocab_size), dtype=torch.bool) if vocab_size else None
     for row, e in enumerate(chosen):
         tokens = torch.tensor(e.tokens, dtype=torch.long)
         x[row, :len(tokens) - 1] = tokens[:-1]
         y[row, e.prompt_len - 1:len(tokens) - 1] = tokens[e.prompt_len:]
         f[row, :len(e.flags)] = torch.tensor(e.flags, dtype=torch.long)
-    return x, y, f
+        if c is not None:
+            context = e.tokens[e.tokens.index(sep) + 1:e.prompt_len] if sep in e.tokens[:e.prompt_len] else e.tokens[:e.prompt_len]
+            c[row, list(context)] = True
+            c[row, eos] = True
+            c[row, list(e.tokens[e.prompt_len:])] = True  # the answer is always a candidate
+    return x, y, f, c

@@ -162,11 +162,14 @@ class TinyLM(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None,
-                start: int = 0, flags: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None, KVCache]:
+                start: int = 0, flags: torch.Tensor | None = None,
+                candidates: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None, KVCache]:
         """Logits (B, T, vocab) for idx (B, T) at positions start..start+T-1, the mean cross-entropy
         against targets (positions with target -100 ignored: the loss mask), and the new cache.
         With a loss mask, the logits are those of the kept positions only, (N, vocab). flags
-        (B, T), 0 or 1, are the match feature (None: all 0); a model without it ignores them."""
+        (B, T), 0 or 1, are the match feature (None: all 0); a model without it ignores them.
+        candidates (B, vocab), bool: the loss is over these tokens of each row only (a copying
+        answer's softmax over the tokens its prompt holds, as copy-constrained decoding sees it)."""
         t = idx.shape[1]
         if start + t > self.cfg.max_seq_len:
             raise ModelError(f"sequence of {start + t} tokens is longer than the model's {self.cfg.max_seq_len}")
@@ -182,11 +185,14 @@ class TinyLM(nn.Module):
         if targets is None:
             return F.linear(x, self.embed.weight), None, new_cache  # tied: the output matrix is the embedding
         keep = targets != -100
+        rows = keep.nonzero()[:, 0]
         if not bool(keep.all()):
             # Only the positions that count for the loss need the vocabulary projection: in a QA
             # prompt that is the few answer tokens, which saves most of the output layer's work.
             x, targets = x[keep], targets[keep]
         logits = F.linear(x, self.embed.weight)
+        if candidates is not None:
+            logits = logits.reshape(-1, logits.shape[-1]).masked_fill(~candidates[rows], float("-inf"))
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))
         return logits, loss, new_cache
 
