@@ -37,8 +37,8 @@ def _sorted_unique(values: NDArray[np.integer]) -> NDArray[np.integer]:
     return values[np.concatenate(([True], values[1:] != values[:-1]))] if len(values) else values
 
 
-def _kth_largest(values: NDArray[np.float32], k: int) -> np.float32:
-    return np.partition(values, len(values) - k)[len(values) - k]
+def _kth_largest(values: NDArray[np.float32], k: int) -> float:
+    return float(np.partition(values, len(values) - k)[len(values) - k])
 
 
 def _best(rows: NDArray[np.integer], scores: NDArray[np.float32], k: int) -> list[tuple[int, float]]:
@@ -69,7 +69,8 @@ def unit_scores(ids: NDArray[np.integer], lengths: NDArray[np.integer], query: S
     if not n_units or not counts:
         return scores
     unit_of = np.repeat(np.arange(n_units), lengths)
-    tfs, present = [], []
+    tfs: list[NDArray[np.intp]] = []
+    present: list[int] = []
     for term in counts:
         tf = np.bincount(unit_of[ids == term], minlength=n_units)
         if tf.any():
@@ -130,12 +131,12 @@ class _Weights:
             top_rows[i * seed_rows:(i + 1) * seed_rows] = np.sort(matrix.indices[lo:hi][best])
         return cls(matrix, bound, top_ptr, top_rows)
 
-    def top(self, col: int) -> NDArray[np.int32]:
+    def top(self, col: int) -> NDArray[np.integer]:
         """Rows holding this term's largest weights (all its rows when it has few)."""
         lo, hi = self._top_ptr[col], self._top_ptr[col + 1]
-        if hi > lo:
-            return self._top_rows[lo:hi]
-        return self.matrix.indices[self.matrix.indptr[col]:self.matrix.indptr[col + 1]]
+        rows: NDArray[np.integer] = self._top_rows[lo:hi] if hi > lo else self.matrix.indices[
+            self.matrix.indptr[col]:self.matrix.indptr[col + 1]]
+        return rows
 
     def column_sums(self, cols: NDArray[np.int64], mult: NDArray[np.float32],
                     out: NDArray[np.float32] | None = None) -> NDArray[np.float32]:
@@ -157,7 +158,7 @@ class _Weights:
                 _csc_matvec(n_rows, 1, span, indices[lo:hi], data[lo:hi], np.array([m], np.float32), out)
         return out
 
-    def score_rows(self, rows: NDArray[np.int32], cols: NDArray[np.int64], mult: NDArray[np.float32]) -> NDArray[np.float32]:
+    def score_rows(self, rows: NDArray[np.integer], cols: NDArray[np.int64], mult: NDArray[np.float32]) -> NDArray[np.float32]:
         """Exact scores of these rows (sorted, unique), summed in the same order and precision
         as the sparse matrix-vector product of Bm25Index.scores, so the two agree to the bit."""
         indptr, indices, data = self.matrix.indptr, self.matrix.indices, self.matrix.data
@@ -325,7 +326,7 @@ class Bm25Index:
             seed = seed[mask[seed]]
         if len(seed) < k:
             return None
-        theta = float(_kth_largest(weights.score_rows(seed, cols, mult), k))
+        theta = _kth_largest(weights.score_rows(seed, cols, mult), k)
         if theta <= 0:
             return None
         bounds = weights.bound[cols].astype(np.float64) * mult
