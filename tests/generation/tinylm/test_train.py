@@ -89,3 +89,28 @@ def test_lora_saves_adapters_only_and_they_load_onto_the_base(trained: TrainRepo
 def test_lora_without_base_is_refused(sample_corpus: TrainCorpus, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="base"):
         train(dataclasses.replace(TINY, lora=True), sample_corpus, tmp_path / "x")
+
+
+def test_copy_loss_is_over_the_evidence_tokens_only(trained: TrainReport, sample_corpus: TrainCorpus) -> None:
+    import random
+
+    from citekb.generation.tinylm.data import grounded_examples, sft_batch
+
+    checkpoint = load_checkpoint(trained.out_dir)
+    tok, model = checkpoint.tokenizer, checkpoint.model
+    examples = grounded_examples(tok, sample_corpus.chunks[:6], sample_corpus.search, passages=3, sentences=3,
+                                 sentence_tokens=48, seq_len=256, per_sentence=2, max_examples=40, seed=1)
+    x, y, flags, candidates = sft_batch(examples, 6, tok.pad, random.Random(0), vocab_size=tok.vocab_size,
+                                        sep=tok.sep, eos=tok.eos)
+    assert candidates is not None and candidates.shape == (6, tok.vocab_size)
+    for row in range(6):
+        answer = y[row][y[row] != -100]
+        assert bool(candidates[row, answer].all()) and bool(candidates[row, tok.eos])
+        sep = x[row].tolist().index(tok.sep)
+        context = set(x[row, sep + 1:].tolist())
+        assert set(candidates[row].nonzero()[:, 0].tolist()) <= context | {tok.eos}
+        assert not candidates[row, tok.user]  # the question's part of the prompt is not quoted from
+    with torch.no_grad():
+        _, full, _ = model(x, y, flags=flags)
+        _, copying, _ = model(x, y, flags=flags, candidates=candidates)
+    assert full is not None and copying is not None and float(copying) < float(full)
