@@ -286,6 +286,8 @@ class Bm25Index:
         cols, mult = self._query(terms)
         if k < 1 or not len(cols) or not len(self):
             return []
+        if mask is not None:
+            mask = np.asarray(mask, np.bool_)  # rows are picked by it, not indexed
         postings = int(np.sum(weights.lengths[cols]))
         if postings >= _PRUNE_MIN_POSTINGS:
             hits = self._search_pruned(weights, cols, mult, k, mask)

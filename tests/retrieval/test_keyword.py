@@ -321,3 +321,11 @@ def test_sentences_are_analysed_as_analyze_does(text: str) -> None:
     searcher = HybridSearcher(HashEmbedder(), RetrievalConfig())
     for _ in range(2):  # the second time from the word cache
         assert searcher._analyze_sentence(text) == analyze(text)
+
+
+def test_a_mask_of_zeros_and_ones_works_like_a_boolean_one() -> None:
+    docs = [["common", f"t{i % 7}"] for i in range(500)]
+    index = build(docs)
+    mask = (np.arange(500) % 3 == 0)
+    with patch.object(keyword, "_PRUNE_MIN_POSTINGS", 0):
+        assert index.search(["common", "t3"], 5, mask.astype(np.int8)) == index.search(["common", "t3"], 5, mask)
