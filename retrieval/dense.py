@@ -195,6 +195,8 @@ class FaissIndex:
             if not searchable:
                 return []
             # Bit i: vector id i. The selector points into bitmap, which lives until we return.
+            # A bitmap costs 0.2 ms at 612k vectors; an IDSelectorBatch of the 465k allowed ids
+            # (a hash set) took 66 ms to build, per query.
             bitmap = np.packbits(allowed, bitorder="little")
             selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
         query = np.ascontiguousarray(query, np.float32).reshape(1, -1)
