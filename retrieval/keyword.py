@@ -342,12 +342,17 @@ class Bm25Index:
         essential, inessential = np.sort(order[n_rest:]), np.sort(order[:n_rest])
         total = weights.column_sums(cols[essential], mult[essential])
         reach = None
-        if n_rest:
-            reach = total >= theta - rest_bound - 2 * slack  # False where no essential term is
+        cut = theta - rest_bound - 2 * slack  # positive: rows without an essential term fall below
+        # Candidates are looked up in the other columns one by one; where that costs more than
+        # summing those columns in, they are summed in (every 16th row tells cheaply if it will).
+        rest_postings = int(weights.lengths[cols[inessential]].sum())
+        lookup_cost = len(cols) * search_cost  # per candidate, in postings summed
+        if n_rest and np.count_nonzero(self._masked_sample(total, cut, mask)) * 16 * lookup_cost <= 2 * rest_postings:
+            reach = total >= cut
             if mask is not None:
                 reach &= mask
-            if np.count_nonzero(reach) * len(cols) * search_cost > int(weights.lengths[cols[inessential]].sum()):
-                reach = None  # too many to look up one by one: cheaper to sum the rest in
+            if np.count_nonzero(reach) * lookup_cost > rest_postings:
+                reach = None
         if reach is not None:
             candidates = np.flatnonzero(reach)
         else:
@@ -360,6 +365,11 @@ class Bm25Index:
         scores = weights.score_rows(candidates, cols, mult)
         positive = scores > 0
         return _best(candidates[positive], scores[positive], k)
+
+    @staticmethod
+    def _masked_sample(total: NDArray[np.float32], cut: float, mask: NDArray[np.bool_] | None) -> NDArray[np.bool_]:
+        sample = total[::16] >= cut
+        return sample if mask is None else sample & mask[::16]
 
     @staticmethod
     def _masked(rows: NDArray[np.int64], mask: NDArray[np.bool_] | None) -> NDArray[np.int64]:
