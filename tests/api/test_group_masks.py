@@ -1,10 +1,13 @@
 """Access-group masks through KnowledgeBase: a reader that has already masked searches for a
 group (and so holds its snapshot's row-to-document table) loses a document the moment ingest
-regroups it away; and the dense-index settings reach the snapshots the store makes and loads."""
+regroups it away; the dense-index settings reach the snapshots the store makes and loads; and
+an index past CITEKB_ANN_MIN_VECTORS (IVF) serves masked searches and deletes through it."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import numpy as np
 
 from citekb.api.kb import KnowledgeBase
 from citekb.retrieval.config import DenseIndexConfig
@@ -45,3 +48,36 @@ def test_dense_index_settings_reach_the_snapshots(tmp_path: Path) -> None:
     kb.ingest([tmp_path / "docs"])
     assert kb.snapshot().dense.config == want and not kb.snapshot().dense.approximate  # a few vectors: exact
     assert make_kb(tmp_path / "idx").snapshot().dense.config == DenseIndexConfig()
+
+
+def test_an_approximate_index_through_ingest_search_and_delete(tmp_path: Path) -> None:
+    """CITEKB_ANN_MIN_VECTORS lowered: the second file takes the index past it, a reader loads the
+    IVF index, masked searches keep to their group and still fill k, and a delete keeps it IVF."""
+    rng = np.random.default_rng(0)
+    letters = np.array(list("bcdfghklmnprstvz"))
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    sentences: dict[str, list[str]] = {}
+    for name in ("hr", "finance", "public"):
+        words = ["".join(rng.choice(letters, 7)) for _ in range(300)]  # each file its own vocabulary
+        sentences[name] = [" ".join(rng.choice(words, 10)).capitalize() + "." for _ in range(560)]
+        paragraphs = [" ".join(sentences[name][i:i + 4]) for i in range(0, 560, 4)]
+        (folder / f"{name}.md").write_text(f"# {name}\n\n" + "\n\n".join(paragraphs) + "\n", "utf-8")
+    writer = make_kb(tmp_path / "idx", ann_min_vectors=1_000, chunk_tokens=60, chunk_overlap=0, ingest_workers=1)
+    for name, groups in (("hr", ["hr"]), ("finance", ["finance"]), ("public", None)):
+        writer.ingest([folder / f"{name}.md"], groups=groups)
+    reader = make_kb(tmp_path / "idx", ann_min_vectors=1_000)
+    dense = reader.snapshot().dense
+    assert dense.approximate and dense.vector_count >= 1_500
+
+    hr = frozenset({"hr"})
+    hits = reader.search(sentences["hr"][7], k=50, groups=hr)
+    assert hits[0].chunk.locator.source == "hr.md" and len(hits) == 50
+    assert {h.chunk.locator.source for h in hits} <= {"hr.md", "public.md"}
+    assert {h.chunk.locator.source for h in reader.search(sentences["finance"][3], k=50, groups=hr)} <= {"hr.md", "public.md"}
+
+    writer.delete(next(r.doc_id for r in writer.documents() if r.source == "finance.md"))
+    dense = reader.snapshot().dense
+    assert dense.approximate and dense.vector_count >= 1_000
+    assert reader.search(sentences["public"][11], k=5)[0].chunk.locator.source == "public.md"
+    assert reader.search(sentences["hr"][20], k=5, groups=frozenset({"finance"}))[0].chunk.locator.source == "public.md"
