@@ -114,6 +114,7 @@ def quality(model_dir: Path, index: Path | None, data: Path, every: int) -> dict
         # Evidence sentences ranked with the index's embedder, as the extractive backend ranks them;
         # the quote comes from the best-ranked one (the default)...
         "tinyllm": TinyLMGenerator(checkpoint, TinyLLMConfig(model_dir=model_dir), embedder),
+        "tinyllm-span": TinyLMGenerator(checkpoint, TinyLLMConfig(model_dir=model_dir), embedder, span_search=True),
         # ...or from any of them (the model picks the sentence too)...
         "tinyllm-any": TinyLMGenerator(checkpoint, TinyLLMConfig(model_dir=model_dir), embedder, quote_from=None),
         "tinyllm-free": TinyLMGenerator(checkpoint, TinyLLMConfig(model_dir=model_dir, copy_constrained=False), embedder),

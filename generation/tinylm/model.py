@@ -244,6 +244,47 @@ class TinyLM(nn.Module):
             self.train(was_training)
 
 
+@torch.no_grad()
+def score_continuations(model: TinyLM, prompt: Sequence[int], continuations: Sequence[Sequence[int]], *,
+                        flags: Sequence[int] | None = None, candidates: Sequence[int] | None = None,
+                        batch: int = 256) -> list[float]:
+    """log P(continuation | prompt) for each continuation (new tokens have match flag 0): the
+    prompt runs once, its KV cache is shared by all. With candidates, each next-token softmax
+    is over those tokens only, as the copy loss trains it."""
+    was_training = model.training
+    model.eval()
+    try:
+        prompt_flags = torch.tensor([list(flags) if flags is not None else [0] * len(prompt)])
+        logits, _, cache = model(torch.tensor([list(prompt)]), flags=prompt_flags)
+        first = logits[0, -1]
+        allowed = None
+        if candidates is not None:
+            allowed = torch.zeros(first.shape[-1], dtype=torch.bool)
+            allowed[list(candidates)] = True
+        scores: list[float] = []
+        for at in range(0, len(continuations), batch):
+            part = [list(c) for c in continuations[at:at + batch]]
+            n, length = len(part), max(len(c) for c in part)
+            x = torch.zeros((n, length), dtype=torch.long)
+            real = torch.zeros((n, length), dtype=torch.bool)
+            for row, c in enumerate(part):
+                x[row, :len(c)] = torch.tensor(c, dtype=torch.long)
+                real[row, :len(c)] = True
+            rows = [first.expand(n, 1, -1)]
+            if length > 1:
+                shared = [(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in cache]
+                later, _, _ = model(x[:, :-1], cache=shared, start=len(prompt))
+                rows.append(later)
+            step = torch.cat(rows, dim=1).float()
+            if allowed is not None:
+                step = step.masked_fill(~allowed, float("-inf"))
+            logp = step.log_softmax(-1).gather(-1, x.unsqueeze(-1)).squeeze(-1)
+            scores.extend(logp.masked_fill(~real, 0.0).sum(-1).tolist())
+        return scores
+    finally:
+        model.train(was_training)
+
+
 def _pick(logits: torch.Tensor, temperature: float, top_k: int, top_p: float, generator: torch.Generator | None) -> int:
     if temperature == 0:
         return int(logits.argmax())

@@ -135,3 +135,15 @@ def test_cli_train_then_ask_with_the_tinyllm_backend(trained: TrainReport, sampl
     assert body["grounded"] and body["citations"][0]["source"] in {p.name for p in SAMPLE_DOCS.iterdir()}
     missing = CliRunner().invoke(cli, ["ask", QUESTIONS[0], "--index", index, "--backend", "tinyllm"])
     assert missing.exit_code == 1 and "--model" in missing.stderr
+
+
+def test_span_search_answers_are_whole_quotes_of_the_best_sentence(trained: TrainReport, sample_kb: KnowledgeBase) -> None:
+    generator = TinyLMGenerator(load_checkpoint(trained.out_dir), TinyLLMConfig(model_dir=trained.out_dir),
+                                span_search=True)
+    for question in QUESTIONS[:4]:
+        hits = sample_kb.search(question, k=3)
+        answer = generator.answer(question, hits)
+        assert answer.grounded and len(answer.citations) == 1
+        quote = re.sub(r"\s*\[1\]$", "", answer.text)
+        assert quote and quote in answer.citations[0].quote
+        assert set(analyze(quote)) - set(analyze(question))

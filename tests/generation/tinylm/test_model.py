@@ -72,3 +72,25 @@ def test_missing_or_foreign_checkpoint_is_a_model_error(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text('{"format": 1, "kind": "something-else"}')
     with pytest.raises(ModelError, match="not a TinyLM checkpoint"):
         load_checkpoint(tmp_path)
+
+
+def test_scored_continuations_equal_full_recomputation() -> None:
+    from citekb.generation.tinylm.model import score_continuations
+
+    torch.manual_seed(2)
+    model = TinyLM(TinyLMConfig(vocab_size=60, n_layer=2, n_head=2, dim=32, ffn_dim=64, max_seq_len=64,
+                                match_feature=True)).eval()
+    prompt, flags = [5, 9, 11, 3, 7, 22], [0, 0, 1, 0, 1, 0]
+    options = [[4], [8, 9, 10], [12, 13]]
+    candidates = [4, 8, 9, 10, 12, 13, 30]
+    scores = score_continuations(model, prompt, options, flags=flags, candidates=candidates)
+    for option, score in zip(options, scores):
+        ids = torch.tensor([prompt + option])
+        with torch.no_grad():
+            logits = model(ids, flags=torch.tensor([flags + [0] * len(option)]))[0][0]
+        mask = torch.full((60,), float("-inf"))
+        mask[candidates] = 0.0
+        logp = (logits + mask).log_softmax(-1)
+        expected = sum(float(logp[len(prompt) - 1 + i, t]) for i, t in enumerate(option))
+        assert abs(score - expected) < 1e-4, (option, score, expected)
+    assert all(s < 0 for s in scores)
