@@ -20,8 +20,8 @@ EXTRA_SUFFIXES = (".txt", ".md", ".markdown")
 @click.option("--extra", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="a folder of extra .txt/.md text for pretraining")
 @click.option("--minutes", type=click.FloatRange(min=0, min_open=True), help="time budget for the whole run")
-@click.option("--size", type=click.Choice(["tiny", "mini", "small", "medium", "large"]), default="small", show_default=True,
-              help="model size: small is about 5M parameters, large 8 layers x 512")
+@click.option("--size", type=click.Choice(["tiny", "mini", "small", "medium", "large"]), default="tiny", show_default=True,
+              help="model size: tiny 0.6M parameters, mini 1.9M, small 5.3M, large 8 layers x 512")
 @click.option("--vocab-size", type=click.IntRange(64), default=8000, show_default=True)
 @click.option("--pretrain-steps", type=click.IntRange(0), default=1500, show_default=True)
 @click.option("--sft-steps", type=click.IntRange(0), default=40000, show_default=True,

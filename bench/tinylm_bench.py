@@ -3,8 +3,9 @@
     python bench/tinylm_bench.py speed [--threads 1] [--json out.json]
     python bench/tinylm_bench.py quality --model DIR [--index DIR] [--every 8] [--json out.json]
 
-speed: training tokens/s of each model size (vocab 8000, batches of 8 x 256 tokens), and
-generation tokens/s of the default size with and without its KV cache.
+speed: training tokens/s of each model size (vocab 8000, batches of 8 x 256 tokens with the loss
+on every position, and QA batches of 8 x 140 with the loss on 5 answer tokens), and generation
+tokens/s of the small size with and without its KV cache.
 
 quality: on a gold QA folder (default ../shared/data/qa), every n-th question is searched once
 (k=5) and answered from the same hits by the extractive backend and by TinyLM: copy-constrained
@@ -65,8 +66,25 @@ def speed(threads: int) -> dict[str, Any]:
             if step:  # the first step warms up allocators and kernels
                 times.append(time.perf_counter() - started)
         rate = x.numel() / statistics.median(times)
-        out["train"][name] = {"params_m": round(model.num_params() / 1e6, 2), "tokens_per_s": round(rate)}
-        print(f"train {name:6} {model.num_params() / 1e6:5.1f}M params: {rate:8.0f} tokens/s", flush=True)
+        # A QA step as `citekb train` takes it: 8 prompts of ~140 tokens, loss on 5 answer tokens.
+        qa_x = torch.randint(0, 8000, (8, 140))
+        qa_y = torch.full_like(qa_x, -100)
+        qa_y[:, -5:] = qa_x[:, -5:]
+        qa_times = []
+        for step in range(6):
+            started = time.perf_counter()
+            _, loss, _ = model(qa_x, qa_y)
+            optimizer.zero_grad()
+            assert loss is not None
+            loss.backward()
+            optimizer.step()
+            if step:
+                qa_times.append(time.perf_counter() - started)
+        qa_step = statistics.median(qa_times)
+        out["train"][name] = {"params_m": round(model.num_params() / 1e6, 2), "tokens_per_s": round(rate),
+                              "qa_ms_per_step": round(1000 * qa_step, 1), "qa_tokens_per_s": round(qa_x.numel() / qa_step)}
+        print(f"train {name:6} {model.num_params() / 1e6:5.1f}M params: {rate:8.0f} tokens/s; QA steps (8 x 140): "
+              f"{1000 * qa_step:6.1f} ms, {qa_x.numel() / qa_step:8.0f} tokens/s", flush=True)
     torch.manual_seed(0)
     model = TinyLM(replace(SIZES["small"], vocab_size=8000)).eval()
     prompt = torch.randint(0, 8000, (240,)).tolist()

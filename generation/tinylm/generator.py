@@ -124,7 +124,7 @@ class TinyLMGenerator:
         if not isinstance(constraint, CopyConstraint) or self.cfg.temperature > 0:
             return None
         options: list[list[int]] = []
-        for index, passage in enumerate(passages[: self.quote_from or len(passages)]):
+        for passage in passages[: self.quote_from or len(passages)]:
             starts, ends, tokens = passage.word_starts(), passage.word_ends(), passage.tokens
             marker = self.tokenizer.markers[passage.hit]
             for i in (i for i in range(len(tokens)) if starts[i]):
