@@ -41,6 +41,13 @@ from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from citekb.api.process import fix_malloc_mmap_threshold, passive_openmp_waits  # noqa: E402
+
+# Serve as the citekb command does (api/cli.py): OpenMP threads that sleep while they wait (set
+# before torch loads) and glibc's mmap threshold pinned; a user's OMP_WAIT_POLICY is kept.
+passive_openmp_waits()
+fix_malloc_mmap_threshold()
+
 from citekb.api.evaluate import latency_summary  # noqa: E402
 from synth_corpus import generate, make_queries  # noqa: E402
 

@@ -29,17 +29,19 @@ def _transformers(cfg: TransformersConfig) -> Generator:
     return TransformersGenerator.from_config(cfg)
 
 
-def _tinyllm(cfg: TinyLLMConfig) -> Generator:
+def _tinyllm(cfg: TinyLLMConfig, embedder: Embedder | None) -> Generator:
     from .tinylm.generator import TinyLMGenerator  # torch model code loads only when asked for
 
-    return TinyLMGenerator.from_config(cfg)  # checkpoints are cached by directory inside
+    # Checkpoints are cached by directory inside; the embedder ranks the evidence sentences, as
+    # the extractive backend's does.
+    return TinyLMGenerator.from_config(cfg, embedder)
 
 
 GENERATORS: Mapping[str, Callable[[GenerationConfig, Embedder | None], Generator]] = {
     "extractive": lambda cfg, embedder: ExtractiveGenerator.from_config(cfg.extractive, embedder),
     "openai": lambda cfg, embedder: _openai(cfg.openai),
     "transformers": lambda cfg, embedder: _transformers(cfg.transformers),
-    "tinyllm": lambda cfg, embedder: _tinyllm(cfg.tinyllm),
+    "tinyllm": lambda cfg, embedder: _tinyllm(cfg.tinyllm, embedder),
 }
 
 

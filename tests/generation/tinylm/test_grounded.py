@@ -111,6 +111,15 @@ def test_no_hits_is_not_found_and_no_model_is_a_config_error(trained: TrainRepor
         make_generator(GenerationConfig(), "tinyllm")
 
 
+def test_the_factory_hands_the_index_embedder_to_the_tinyllm_backend(trained: TrainReport) -> None:
+    from fakes import HashEmbedder
+
+    embedder = HashEmbedder()
+    cfg = GenerationConfig(tinyllm=TinyLLMConfig(model_dir=trained.out_dir))
+    generator = make_generator(cfg, "tinyllm", embedder=embedder)
+    assert isinstance(generator, TinyLMGenerator) and generator.embedder is embedder
+
+
 def test_cli_train_then_ask_with_the_tinyllm_backend(trained: TrainReport, sample_kb: KnowledgeBase, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from citekb.api.cli import cli
