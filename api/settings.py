@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     fusion: Literal["score", "rrf"] = "score"
     candidates: int = 100
     sentence_share: float = 0.3  # of the keyword leg, given to a chunk's best sentence (English queries)
+    sentence_rows: int = Field(20, ge=1)  # of each leg's candidates, how many get that sentence score
     rerank: Literal["none", "cross-encoder"] = "none"
     rerank_model: Path | None = None
     rerank_top_n: int = 30
@@ -133,6 +134,7 @@ class Settings(BaseSettings):
             fusion=self.fusion,
             candidates=self.candidates,
             sentence_share=self.sentence_share,
+            sentence_rows=self.sentence_rows,
             rerank=RerankConfig(backend=self.rerank, model_dir=self.rerank_model, top_n=self.rerank_top_n,
                                 mix=self.rerank_mix),
             dense=DenseIndexConfig(ann_min_vectors=self.ann_min_vectors, nprobe=self.ann_nprobe),

@@ -66,7 +66,8 @@ class HybridSearcher:
         if share > 0 and "bm25" in legs and query_language(query) == "en":
             # The keyword leg becomes a blend of whole-chunk and best-sentence BM25; hits still
             # show the whole-chunk score as "bm25".
-            rows = list(dict.fromkeys(row for results in legs.values() for row, _ in results))
+            top = self.cfg.sentence_rows
+            rows = list(dict.fromkeys(row for results in legs.values() for row, _ in results[:top]))
             sentences = self.best_sentences(snapshot, rows, terms)
             legs["bm25"] = fuse_scores({"chunk": legs["bm25"], "sentence": sentences}, {"chunk": 1 - share, "sentence": share})
         if self.cfg.fusion == "rrf":

@@ -182,3 +182,27 @@ def test_sentence_share_splits_the_keyword_leg() -> None:
                                                                    snapshot.keyword.search(analyze(query), 2)]
     with pytest.raises(ConfigError, match="sentence_share"):
         RetrievalConfig(sentence_share=1.5)
+
+
+def test_only_each_legs_best_sentence_rows_get_a_sentence_score(monkeypatch: pytest.MonkeyPatch) -> None:
+    snapshot = two_section_snapshot(HashEmbedder())
+    query = "Replace the pump filter; visitors sign in at the desk?"
+    seen: list[list[int]] = []
+    original = HybridSearcher.best_sentences
+
+    def spy(self: HybridSearcher, snap: Snapshot, rows: list[int], terms: list[str]) -> list[tuple[int, float]]:
+        seen.append(list(rows))
+        return original(self, snap, rows, terms)
+
+    monkeypatch.setattr(HybridSearcher, "best_sentences", spy)
+    cfg = RetrievalConfig(weights={"bm25": 1.0, "dense": 1.0}, sentence_rows=1)
+    searcher = HybridSearcher(HashEmbedder(), cfg)
+    searcher.search(snapshot, query, k=3)
+    keyword_top = snapshot.keyword.search(analyze(query), 1)[0][0]
+    dense_top = snapshot.dense.search(searcher.embedder.embed([query])[0], 1)[0][0]
+    assert seen == [list(dict.fromkeys([keyword_top, dense_top]))]  # each leg's first row, no more
+    seen.clear()
+    HybridSearcher(HashEmbedder(), replace(cfg, sentence_rows=100)).search(snapshot, query, k=3)
+    assert len(seen[0]) > 2
+    with pytest.raises(ConfigError, match="sentence_rows"):
+        RetrievalConfig(sentence_rows=0)
