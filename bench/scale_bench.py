@@ -249,7 +249,10 @@ def keyword_replicated(args: argparse.Namespace) -> dict[str, Any]:
     queries = json.loads((args.replicate.parent / "queries.json").read_text("utf-8"))
     snapshot = type(base)(model_id=base.model_id, dim=base.dim)
     n = len(base.chunks)
-    snapshot.chunks = base.chunks * args.times  # the same Chunk objects: the rows are what is measured
+    # Each copy gets its own chunk id (the text is shared), so that a copy is a chunk the searcher
+    # has not seen: its best-sentence cache would otherwise make nine copies in ten free.
+    snapshot.chunks = [dataclasses.replace(c, chunk_id=f"{c.chunk_id}~{i}") if i else c
+                       for i in range(args.times) for c in base.chunks]
     snapshot.documents = base.documents
     snapshot.keyword = base.keyword
     snapshot.keyword._tf = sp.vstack([base.keyword._tf] * args.times, format="csr")  # noqa: SLF001
