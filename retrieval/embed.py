@@ -41,7 +41,10 @@ def minilm_path() -> Path:
 class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from a local directory, never from the hub."""
 
-    def __init__(self, model_dir: Path, model_id: str, languages: tuple[str, ...] = ("en",), batch_size: int = 64) -> None:
+    # Batches of 32: sentence-transformers sorts texts by length, and on 2 cores the 2,340
+    # sentences of ../shared/data/qa embed in 17-18 s at 32 (16 and 8: within noise of that),
+    # 22.2 s at 64, 25.4 s at 128 (docs/benchmarks.md, ingest throughput).
+    def __init__(self, model_dir: Path, model_id: str, languages: tuple[str, ...] = ("en",), batch_size: int = 32) -> None:
         if not (model_dir / "config.json").is_file():
             raise ModelError(f"no embedding model in {model_dir}: expected a local sentence-transformers directory")
         # Offline by design: a hub lookup would hang or fail late on machines without internet.
