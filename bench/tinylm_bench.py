@@ -47,6 +47,22 @@ from citekb.generation.tinylm.generator import TinyLMGenerator  # noqa: E402
 from citekb.generation.tinylm.model import SIZES, TinyLM  # noqa: E402
 
 
+def _median_step_s(model: TinyLM, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, steps: int) -> float:
+    """Median seconds of one training step on (x, y), the first step (allocator and kernel
+    warm-up) not counted."""
+    times = []
+    for step in range(steps):
+        started = time.perf_counter()
+        _, loss, _ = model(x, y)
+        optimizer.zero_grad()
+        assert loss is not None
+        loss.backward()
+        optimizer.step()
+        if step:
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
 def speed(threads: int) -> dict[str, Any]:
     torch.set_num_threads(threads)
     out: dict[str, Any] = {"threads": threads, "train": {}}
@@ -55,32 +71,12 @@ def speed(threads: int) -> dict[str, Any]:
         model = TinyLM(replace(base, vocab_size=8000, max_seq_len=512))
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
         x = torch.randint(0, 8000, (8, 256))
-        times = []
-        for step in range(3 if name in ("medium", "large") else 5):
-            started = time.perf_counter()
-            _, loss, _ = model(x, x)
-            optimizer.zero_grad()
-            assert loss is not None
-            loss.backward()
-            optimizer.step()
-            if step:  # the first step warms up allocators and kernels
-                times.append(time.perf_counter() - started)
-        rate = x.numel() / statistics.median(times)
+        rate = x.numel() / _median_step_s(model, optimizer, x, x, 3 if name in ("medium", "large") else 5)
         # A QA step as `citekb train` takes it: 8 prompts of ~140 tokens, loss on 5 answer tokens.
         qa_x = torch.randint(0, 8000, (8, 140))
         qa_y = torch.full_like(qa_x, -100)
         qa_y[:, -5:] = qa_x[:, -5:]
-        qa_times = []
-        for step in range(6):
-            started = time.perf_counter()
-            _, loss, _ = model(qa_x, qa_y)
-            optimizer.zero_grad()
-            assert loss is not None
-            loss.backward()
-            optimizer.step()
-            if step:
-                qa_times.append(time.perf_counter() - started)
-        qa_step = statistics.median(qa_times)
+        qa_step = _median_step_s(model, optimizer, qa_x, qa_y, 6)
         out["train"][name] = {"params_m": round(model.num_params() / 1e6, 2), "tokens_per_s": round(rate),
                               "qa_ms_per_step": round(1000 * qa_step, 1), "qa_tokens_per_s": round(qa_x.numel() / qa_step)}
         print(f"train {name:6} {model.num_params() / 1e6:5.1f}M params: {rate:8.0f} tokens/s; QA steps (8 x 140): "
