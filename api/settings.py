@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     sentence_rows: int = Field(20, ge=1)  # of each leg's candidates, how many get that sentence score
     rerank: Literal["none", "cross-encoder"] = "none"
     rerank_model: Path | None = None
-    rerank_top_n: int = 30
+    rerank_top_n: int = 5  # see RerankConfig.top_n
     # None: the reranker's scores alone order the top-N; w: fused + w * scaled reranker score.
     rerank_mix: float | None = Field(None, ge=0)
     # The dense index turns approximate (IVF) from this many sentence vectors on (0: never);

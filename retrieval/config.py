@@ -12,7 +12,10 @@ from citekb.ingest.errors import ConfigError
 class RerankConfig:
     backend: str = "none"  # "none" | "cross-encoder"; no cross-encoder weights ship, so none is the default
     model_dir: Path | None = None
-    top_n: int = 30  # only the fused top-N are rescored: the cross-encoder is the slow stage
+    # Only the fused top-N are rescored: the cross-encoder is the slow stage, ~15 ms a 64-token
+    # window on 2 cores. 5 keeps search + rerank at 100k chunks within 150 ms p95 there
+    # (docs/benchmarks.md); raise it on faster machines or for a stronger model.
+    top_n: int = 5
     batch_size: int = 32
     # How the cross-encoder's verdict is used. None: its scores alone order the top-N. A number w:
     # each hit scores fused / best fused + w * its reranker score min-max scaled over the top-N,

@@ -80,7 +80,10 @@ class HybridSearcher:
             for row, score in fused
         ]
         if self.reranker is not None:
-            hits = self.reranker.rerank(query, hits[: max(self.cfg.rerank.top_n, k)], k)
+            # Only the fused top-N are rescored (the reranker is the slow stage); hits past them
+            # keep their fused order and score, after the rescored ones.
+            top = self.cfg.rerank.top_n
+            hits = self.reranker.rerank(query, hits[:top], top) + hits[top:]
         return hits[:k]
 
     def best_sentences(self, snapshot: Snapshot, rows: list[int], terms: list[str]) -> list[tuple[int, float]]:

@@ -119,6 +119,13 @@ def test_reranker_gets_the_fused_top_n_and_decides_the_order(make_snapshot: Make
     assert [h.chunk.chunk_id for h in hits] == [plain[3].chunk.chunk_id, plain[2].chunk.chunk_id]
     assert hits[0].scores["rerank"] == 3.0
     assert {name: v for name, v in hits[0].scores.items() if name != "rerank"} == plain[3].scores  # earlier scores kept
+    # A top-N below k: the reranker orders the first N only, the rest follow in fused order.
+    reranker = ReversingReranker()
+    cfg = replace(cfg, rerank=replace(cfg.rerank, top_n=2))
+    hits = HybridSearcher(HashEmbedder(), cfg, reranker).search(snapshot, "pump filter warranty", k=4)
+    assert reranker.seen == [[h.chunk.chunk_id for h in plain[:2]]]
+    assert [h.chunk.chunk_id for h in hits] == [plain[i].chunk.chunk_id for i in (1, 0, 2, 3)]
+    assert "rerank" not in hits[2].scores and hits[2].score == plain[2].score
 
 
 def test_invalid_retrieval_config_raises_config_error() -> None:
