@@ -56,15 +56,25 @@ def analyze(text: str) -> list[str]:
     text = unicodedata.normalize("NFKC", text).casefold()
     terms: list[str] = []
     for word in _WORD.findall(text):
-        for run in _split_scripts(word):
-            if _CJK_RUN.fullmatch(run):
-                words = [t for t in _jieba().cut_for_search(run) if t.strip() and t not in CHINESE_STOPWORDS]
-                terms.extend(words)
-                # Single characters too: "离墙" must meet "墙壁", "机器" meet "主机".
-                terms.extend(ch for w in words if len(w) > 1 for ch in w if ch not in CHINESE_STOPWORDS)
-            elif run not in ENGLISH_STOPWORDS:
-                terms.append(_stemmer().stemWord(run))
+        terms.extend(_word_terms(word))
     return terms
+
+
+@lru_cache(maxsize=1 << 18)
+def _word_terms(word: str) -> tuple[str, ...]:
+    """The terms of one word of normalised text: a word's terms depend on it alone, so each
+    distinct word is stemmed (or segmented) once, not every time a text holding it is analysed
+    (search analyses the sentences of every candidate chunk it has not seen before)."""
+    terms: list[str] = []
+    for run in _split_scripts(word):
+        if _CJK_RUN.fullmatch(run):
+            words = [t for t in _jieba().cut_for_search(run) if t.strip() and t not in CHINESE_STOPWORDS]
+            terms.extend(words)
+            # Single characters too: "离墙" must meet "墙壁", "机器" meet "主机".
+            terms.extend(ch for w in words if len(w) > 1 for ch in w if ch not in CHINESE_STOPWORDS)
+        elif run not in ENGLISH_STOPWORDS:
+            terms.append(_stemmer().stemWord(run))
+    return tuple(terms)
 
 
 def _split_scripts(word: str) -> list[str]:

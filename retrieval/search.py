@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import unicodedata
 
 import numpy as np
 
 from citekb.ingest.document import Chunk
 from citekb.ingest.errors import ConfigError
 
-from .analyze import _WORD, analyze, query_language
+from .analyze import analyze, query_language
 from .config import RetrievalConfig
 from .embed import Embedder
 from .fusion import fuse_rrf, fuse_scores
@@ -34,7 +33,6 @@ class HybridSearcher:
         # chunk_id -> its sentences' terms as ids (concatenated) and each sentence's term count
         self._sentence_terms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._term_ids: dict[str, int] = {}  # kept while the searcher lives: a few bytes per term
-        self._word_terms: dict[str, list[str]] = {}  # word of a sentence -> its terms (analyze)
         self._cache_lock = threading.Lock()
 
     def leg_weights(self, query: str) -> dict[str, float]:
@@ -113,27 +111,11 @@ class HybridSearcher:
         and each sentence's term count."""
         cached = self._sentence_terms.get(chunk.chunk_id)
         if cached is None:
-            analysed = [self._analyze_sentence(unit) for unit in dense_units(chunk)]
+            analysed = [analyze(unit) for unit in dense_units(chunk)]
             with self._cache_lock:
                 if len(self._sentence_terms) >= _SENTENCE_CACHE:
                     self._sentence_terms.clear()
-                    self._word_terms.clear()
                 ids = [self._term_ids.setdefault(term, len(self._term_ids)) for terms in analysed for term in terms]
                 cached = (np.array(ids, np.int64), np.array([len(terms) for terms in analysed], np.int64))
                 self._sentence_terms[chunk.chunk_id] = cached
         return cached
-
-    def _analyze_sentence(self, text: str) -> list[str]:
-        """analyze(text), a word at a time through a cache: analyze turns each word of the
-        normalised text into terms on its own, so a word is stemmed (or segmented) once, not
-        each time a candidate chunk is met. A word that normalising would change again is not
-        cached: the text then goes through analyze whole."""
-        terms: list[str] = []
-        for word in _WORD.findall(unicodedata.normalize("NFKC", text).casefold()):
-            word_terms = self._word_terms.get(word)
-            if word_terms is None:
-                if unicodedata.normalize("NFKC", word).casefold() != word:
-                    return analyze(text)
-                word_terms = self._word_terms[word] = analyze(word)
-            terms.extend(word_terms)
-        return terms

@@ -317,10 +317,17 @@ def test_unit_scores_floor_negative_idf_like_the_index(query: list[str]) -> None
     "Straße STRASSE ﬁlter ｆｕｌｌｗｉｄｔｈ Ǆemal café cafe\u0301 İstanbul",  # NFKC and casefold at work
     "GDP增长 中华人民共和国 的 机器 and the 离墙 墙壁", "under_score 3.5 kg x86_64", "", "   ", "a an the",
 ])
-def test_sentences_are_analysed_as_analyze_does(text: str) -> None:
-    searcher = HybridSearcher(HashEmbedder(), RetrievalConfig())
-    for _ in range(2):  # the second time from the word cache
-        assert searcher._analyze_sentence(text) == analyze(text)
+def test_analysis_from_the_word_cache_equals_a_cold_one(text: str) -> None:
+    import unicodedata
+
+    from citekb.retrieval.analyze import _WORD, _word_terms
+
+    _word_terms.cache_clear()
+    cold = analyze(text)
+    hits = _word_terms.cache_info().hits
+    assert analyze(text) == cold
+    words = _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+    assert _word_terms.cache_info().hits - hits == len(words)  # every word the second time from the cache
 
 
 def test_a_mask_of_zeros_and_ones_works_like_a_boolean_one() -> None:
