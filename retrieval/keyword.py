@@ -54,6 +54,22 @@ def _best(rows: NDArray[np.integer], scores: NDArray[np.float32], k: int) -> lis
     return [(int(r), float(s)) for r, s in zip(rows[order], scores[order])]
 
 
+def _idf(n_docs: int, df: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Okapi idf as rank-bm25 computes it, before negative values are floored."""
+    return np.log(n_docs - df + 0.5) - np.log(df + 0.5)
+
+
+def _length_norm(doc_len: NDArray[np.float32], k1: float, b: float) -> NDArray[np.floating]:
+    """k1 * (1 - b + b * length / mean length), for every document."""
+    avgdl = doc_len.mean() if len(doc_len) else 0.0
+    return k1 * (1 - b + b * doc_len / avgdl) if avgdl > 0 else np.full(len(doc_len), k1)
+
+
+def _weight(idf: NDArray[np.float64], tf: NDArray[np.float32], norm: NDArray[np.floating], k1: float) -> NDArray[np.float64]:
+    """A term's BM25 weight in a document: its idf, saturated by the term frequency."""
+    return idf * tf * (k1 + 1) / (tf + norm)
+
+
 def unit_scores(ids: NDArray[np.integer], lengths: NDArray[np.integer], query: Sequence[int],
                 k1: float = 1.5, b: float = 0.75, epsilon: float = 0.25) -> NDArray[np.float32]:
     """The scores Bm25Index(k1, b, epsilon) would give a small collection for one query, to the
@@ -80,7 +96,7 @@ def unit_scores(ids: NDArray[np.integer], lengths: NDArray[np.integer], query: S
         return scores
     tf_matrix = np.stack(tfs).astype(np.float32)  # one row per present query term
     df = np.count_nonzero(tf_matrix, axis=1).astype(np.float64)
-    idf = np.log(n_units - df + 0.5) - np.log(df + 0.5)
+    idf = _idf(n_units, df)
     if (idf < 0).any():
         # Bm25Index's vocabulary is in order of first occurrence, and the mean's rounding
         # depends on that order.
@@ -88,15 +104,12 @@ def unit_scores(ids: NDArray[np.integer], lengths: NDArray[np.integer], query: S
         in_units = _sorted_unique(unit_of * width + ids) % width  # each term once per unit
         vocab = np.fromiter(dict.fromkeys(ids.tolist()), np.int64)
         all_df = np.bincount(in_units, minlength=width)[vocab].astype(np.float64)
-        mean_idf = (np.log(n_units - all_df + 0.5) - np.log(all_df + 0.5)).mean()
+        mean_idf = _idf(n_units, all_df).mean()
         idf = np.where(idf < 0, epsilon * mean_idf, idf)
-    doc_len = lengths.astype(np.float32)
-    avgdl = doc_len.mean()
-    norm = k1 * (1 - b + b * doc_len / avgdl) if avgdl > 0 else np.full(n_units, k1)
+    norm = _length_norm(lengths.astype(np.float32), k1, b)
     for i, term in enumerate(present):
         units = np.flatnonzero(tf_matrix[i])
-        tf = tf_matrix[i, units]
-        weight = (idf[i] * tf * (k1 + 1) / (tf + norm[units])).astype(np.float32)
+        weight = _weight(idf[i], tf_matrix[i, units], norm[units], k1).astype(np.float32)
         scores[units] += weight * np.float32(counts[term])
     return scores
 
@@ -232,14 +245,12 @@ class Bm25Index:
     def _build(self) -> _Weights:
         tf = self._tf
         n_docs, width = tf.shape
-        doc_len = np.asarray(tf.sum(axis=1)).ravel()
-        avgdl = doc_len.mean() if n_docs else 0.0
         df = np.bincount(tf.indices, minlength=width).astype(np.float64)
         present = df > 0  # terms of deleted rows linger in the vocabulary; rank-bm25 never saw them
-        idf = np.log(n_docs - df + 0.5) - np.log(df + 0.5)
+        idf = _idf(n_docs, df)
         mean_idf = idf[present].mean() if present.any() else 0.0
         idf = np.where(idf < 0, self.epsilon * mean_idf, idf)
-        norm = self.k1 * (1 - self.b + self.b * doc_len / avgdl) if avgdl > 0 else np.full(n_docs, self.k1)
+        norm = _length_norm(np.asarray(tf.sum(axis=1)).ravel(), self.k1, self.b)
         # The tf matrix's counts, turned into weights in place, a block of columns at a time, so
         # that the float64 temporaries stay small: whole-matrix temporaries made most of the
         # build's peak memory.
@@ -252,7 +263,7 @@ class Bm25Index:
             lo, hi = matrix.indptr[c0], matrix.indptr[c1]
             cols = np.repeat(np.arange(c0, c1), lengths[c0:c1])
             counts = matrix.data[lo:hi]
-            matrix.data[lo:hi] = idf[cols] * counts * (self.k1 + 1) / (counts + norm[matrix.indices[lo:hi]])
+            matrix.data[lo:hi] = _weight(idf[cols], counts, norm[matrix.indices[lo:hi]], self.k1)
         return _Weights.of(matrix)
 
     def _weight_matrix(self) -> _Weights:
