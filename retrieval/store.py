@@ -159,8 +159,9 @@ class Snapshot:
         codes: dict[str, int] = {}
         row_document = np.fromiter((codes.setdefault(c.locator.doc_id, len(codes)) for c in chunks),
                                    dtype=np.intp, count=len(chunks))
-        self._rows_cache = (chunks, len(chunks), list(codes), row_document)
-        return list(codes), row_document
+        doc_ids = list(codes)
+        self._rows_cache = (chunks, len(chunks), doc_ids, row_document)
+        return doc_ids, row_document
 
     def find_path(self, path: str) -> DocumentRecord | None:
         return next((r for r in self.documents.values() if r.path == path), None)
