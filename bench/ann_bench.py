@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import sys
 import time
@@ -28,6 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from report import emit, header
 from scale_bench import BagProjectionEmbedder
 
 
@@ -108,12 +107,9 @@ def main() -> None:
     parser.add_argument("--nprobe", type=int, nargs="+", default=[16, 32, 64, 93, 128, 192])
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    result = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()}-core {platform.machine()}, contended"}
+    result: dict[str, Any] = header()
     result.update(convert(args.src, args.dst) if args.command == "convert" else recall(args.src, args.dst, args.nprobe))
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n", "utf-8")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

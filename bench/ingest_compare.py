@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from report import emit, header
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "qa" / "docs"
 
@@ -105,6 +107,7 @@ def main() -> None:
     if os.environ.get("CITEKB_COMPARE_CHILD"):
         print(json.dumps(run_citekb(args.data, int(os.environ["CITEKB_COMPARE_CHILD"]))))
         return
+    machine = header()  # the load before this benchmark's own runs
     results = []
     for workers in (1, 2):  # each in a fresh process: no model or cache carried from the last run
         done = subprocess.run(here, capture_output=True, text=True, env={**os.environ, "CITEKB_COMPARE_CHILD": str(workers)})
@@ -117,12 +120,9 @@ def main() -> None:
         r["pages"] = pages
         r["pages_per_s"] = round(pages / float(r["seconds"]), 2)
     best = max(results[:2], key=lambda r: float(r["pages_per_s"]))
-    summary = {"data": str(args.data), "date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()}-core, contended",
-               "results": results, "speedup_vs_llamaindex": round(float(best["pages_per_s"]) / float(results[-1]["pages_per_s"]), 2)}
-    text = json.dumps(summary, indent=1)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n", "utf-8")
+    summary = {"data": str(args.data), **machine, "results": results,
+               "speedup_vs_llamaindex": round(float(best["pages_per_s"]) / float(results[-1]["pages_per_s"]), 2)}
+    emit(summary, args.out)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import re
 import resource
 import shutil
@@ -49,6 +48,7 @@ passive_openmp_waits()
 fix_malloc_mmap_threshold()
 
 from citekb.api.evaluate import latency_summary  # noqa: E402
+from report import emit, header  # noqa: E402
 from synth_corpus import generate, make_queries  # noqa: E402
 
 SYNTH_MODEL_ID = "bench/bag-projection-384"
@@ -297,11 +297,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     os.environ["HF_HUB_OFFLINE"] = "1"
     if args.replicate is not None:
-        result = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()}-core {platform.machine()}, contended",
-                  **keyword_replicated(args)}
-        print(json.dumps(result, indent=1))
-        if args.out:
-            args.out.write_text(json.dumps(result, indent=1) + "\n", "utf-8")
+        result = {**header(), **keyword_replicated(args)}
+        emit(result, args.out)
         return
     if args.index is not None:
         print(json.dumps(serve(args)))
@@ -309,8 +306,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="citekb-scale-"))
     index = work / "index"
     try:
-        result: dict[str, Any] = {"backend": args.backend, "chunks": args.chunks, "date": time.strftime("%Y-%m-%d"),
-                                  "machine": f"{os.cpu_count()}-core {platform.machine()}, contended", "query_minilm": args.minilm,
+        result: dict[str, Any] = {"backend": args.backend, "chunks": args.chunks, **header(), "query_minilm": args.minilm,
                                   "faiss_threads": args.faiss_threads or "default"}
         result["build"] = build(args, index)
         print(json.dumps(result["build"]), file=sys.stderr)
@@ -321,10 +317,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if done.returncode:
             sys.exit(f"serving process failed:\n{done.stderr[-3000:]}")
         result["serve"] = json.loads(done.stdout.strip().splitlines()[-1])
-        text = json.dumps(result, indent=1)
-        print(text)
-        if args.out:
-            args.out.write_text(text + "\n", "utf-8")
+        emit(result, args.out)
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
