@@ -128,7 +128,7 @@ class KnowledgeBase:
     def embedder(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
-                self._embedder = make_embedder(self.settings.embedding_model)
+                self._embedder = make_embedder(self.settings.embedding_model, self.settings.model_precision)
             return self._embedder
 
     @property

@@ -14,7 +14,7 @@ from citekb.generation.config import (ExtractiveConfig, GenerationConfig, OpenAI
                                       VerifyConfig)
 from citekb.ingest.config import ChunkingConfig, IngestConfig
 from citekb.retrieval.config import DenseIndexConfig, RerankConfig, RetrievalConfig
-from citekb.retrieval.embed import MINILM_ID
+from citekb.retrieval.embed import MINILM_ID, Precision
 from citekb.retrieval.backends.config import MilvusConfig
 
 
@@ -23,6 +23,9 @@ class Settings(BaseSettings):
 
     index: Path = Path(".citekb")
     embedding_model: str = MINILM_ID
+    # Arithmetic of the torch models (embedder, reranker): "auto" is bfloat16 where the CPU has
+    # it in hardware, 3.3x faster embedding with vectors within cosine 0.9999 (retrieval/embed.py).
+    model_precision: Precision = "auto"
 
     chunk_tokens: int = 300
     chunk_overlap: int = 40
@@ -136,7 +139,7 @@ class Settings(BaseSettings):
             sentence_share=self.sentence_share,
             sentence_rows=self.sentence_rows,
             rerank=RerankConfig(backend=self.rerank, model_dir=self.rerank_model, top_n=self.rerank_top_n,
-                                mix=self.rerank_mix),
+                                mix=self.rerank_mix, precision=self.model_precision),
             dense=DenseIndexConfig(ann_min_vectors=self.ann_min_vectors, nprobe=self.ann_nprobe),
         )
 

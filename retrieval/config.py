@@ -7,6 +7,8 @@ from pathlib import Path
 
 from citekb.ingest.errors import ConfigError
 
+from .embed import Precision
+
 
 @dataclass(frozen=True, slots=True)
 class RerankConfig:
@@ -21,6 +23,7 @@ class RerankConfig:
     # each hit scores fused / best fused + w * its reranker score min-max scaled over the top-N,
     # so a model that is good but not better than the fused ranking only settles near-ties.
     mix: float | None = None
+    precision: Precision = "auto"  # of the cross-encoder's arithmetic (embed.torch_dtype)
 
     def __post_init__(self) -> None:
         if self.top_n < 1 or self.batch_size < 1:

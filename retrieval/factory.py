@@ -13,6 +13,7 @@ from .embed import (
     MINILM_ID,
     USE_MULTILINGUAL_ID,
     Embedder,
+    Precision,
     SentenceTransformerEmbedder,
     UseMultilingualEmbedder,
     minilm_path,
@@ -24,9 +25,9 @@ if TYPE_CHECKING:
     from .backends.config import MilvusConfig
     from .backends.milvus import MilvusStore
 
-EMBEDDERS: Mapping[str, Callable[[], Embedder]] = {
-    MINILM_ID: lambda: SentenceTransformerEmbedder(minilm_path(), MINILM_ID, languages=("en",)),
-    USE_MULTILINGUAL_ID: UseMultilingualEmbedder,
+EMBEDDERS: Mapping[str, Callable[[Precision], Embedder]] = {
+    MINILM_ID: lambda precision: SentenceTransformerEmbedder(minilm_path(), MINILM_ID, languages=("en",), precision=precision),
+    USE_MULTILINGUAL_ID: lambda precision: UseMultilingualEmbedder(),  # numpy float32 only
 }
 
 RERANKERS: Mapping[str, Callable[[RerankConfig], Reranker]] = {
@@ -34,12 +35,12 @@ RERANKERS: Mapping[str, Callable[[RerankConfig], Reranker]] = {
 }
 
 
-def make_embedder(model_id: str) -> Embedder:
+def make_embedder(model_id: str, precision: Precision = "auto") -> Embedder:
     try:
         build = EMBEDDERS[model_id]
     except KeyError:
         raise ConfigError(f"unknown embedding model {model_id!r}; choose one of {sorted(EMBEDDERS)}") from None
-    return build()
+    return build(precision)
 
 
 def make_reranker(cfg: RerankConfig) -> Reranker | None:

@@ -23,6 +23,7 @@ from citekb.ingest.sentences import split_sentences
 
 from .analyze import analyze
 from .config import RerankConfig
+from .embed import Precision, torch_dtype
 from .hit import Hit
 
 TRAINING_FILE = "citekb_reranker.json"  # how the model was trained; the window it expects
@@ -73,7 +74,7 @@ class CrossEncoderReranker:
 
     name = "cross-encoder"
 
-    def __init__(self, model_dir: Path, batch_size: int = 32, mix: float | None = None) -> None:
+    def __init__(self, model_dir: Path, batch_size: int = 32, mix: float | None = None, precision: Precision = "auto") -> None:
         if not model_dir.is_dir() or not (model_dir / "config.json").is_file():
             raise ModelError(f"no reranker model in {model_dir}: expected a local model directory with config.json")
         os.environ["HF_HUB_OFFLINE"] = "1"  # a local directory only; never a hub download
@@ -83,6 +84,7 @@ class CrossEncoderReranker:
             self._model = CrossEncoder(str(model_dir), device="cpu", local_files_only=True)
         except Exception as exc:  # a damaged directory raises anything from OSError to safetensors errors
             raise ModelError(f"cannot load reranker model from {model_dir}: {exc}") from exc
+        self._model.model.to(torch_dtype(precision))
         self._batch_size = batch_size
         self.mix = mix
         self.window_tokens = read_training(model_dir).get("passage_tokens")  # None: whole chunks
@@ -91,7 +93,7 @@ class CrossEncoderReranker:
     def from_config(cls, cfg: RerankConfig) -> CrossEncoderReranker:
         if cfg.model_dir is None:
             raise ModelError("the cross-encoder reranker needs a model directory (rerank model_dir)")
-        return cls(Path(cfg.model_dir), batch_size=cfg.batch_size, mix=cfg.mix)
+        return cls(Path(cfg.model_dir), batch_size=cfg.batch_size, mix=cfg.mix, precision=cfg.precision)
 
     def rerank(self, query: str, hits: Sequence[Hit], k: int) -> list[Hit]:
         if not hits:

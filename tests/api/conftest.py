@@ -59,8 +59,8 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> RunCli:
     for name, value in (("HF_HUB_OFFLINE", "1"), ("TOKENIZERS_PARALLELISM", "false"),
                         ("TRANSFORMERS_VERBOSITY", "error"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1")):
         monkeypatch.setenv(name, value)
-    monkeypatch.setitem(factory.EMBEDDERS, HASH_MODEL, HashEmbedder)  # type: ignore[index]
-    monkeypatch.setitem(factory.EMBEDDERS, OTHER_HASH_MODEL, lambda: HashEmbedder(model_id=OTHER_HASH_MODEL))  # type: ignore[index]
+    monkeypatch.setitem(factory.EMBEDDERS, HASH_MODEL, lambda precision: HashEmbedder())  # type: ignore[index]
+    monkeypatch.setitem(factory.EMBEDDERS, OTHER_HASH_MODEL, lambda precision: HashEmbedder(model_id=OTHER_HASH_MODEL))  # type: ignore[index]
     monkeypatch.chdir(tmp_path)
 
     def run(*args: str | Path) -> CliResult:

@@ -88,7 +88,7 @@ def test_cli_ask_picks_the_backend_and_verify_mode(tmp_path: Path, corpus_dir: P
     monkeypatch.setenv("CITEKB_EMBEDDING_MODEL", "test/hash-embedder")
     monkeypatch.setenv("CITEKB_OPENAI_BASE_URL", server.base_url)
     monkeypatch.setenv("CITEKB_OPENAI_MODEL", "fake")
-    monkeypatch.setitem(factory.EMBEDDERS, "test/hash-embedder", HashEmbedder)  # type: ignore[index]
+    monkeypatch.setitem(factory.EMBEDDERS, "test/hash-embedder", lambda precision: HashEmbedder())  # type: ignore[index]
     index = tmp_path / "idx"
     make_kb(index).ingest([corpus_dir])
 

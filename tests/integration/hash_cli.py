@@ -20,5 +20,5 @@ from citekb.retrieval import factory  # noqa: E402
 HASH_MODEL = "test/hash-embedder"
 
 if __name__ == "__main__":
-    factory.EMBEDDERS[HASH_MODEL] = HashEmbedder  # type: ignore[index]
+    factory.EMBEDDERS[HASH_MODEL] = lambda precision: HashEmbedder()  # type: ignore[index]
     sys.exit(main())

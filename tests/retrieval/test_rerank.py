@@ -131,3 +131,12 @@ def test_mix_blends_model_scores_with_the_fused_scores(tiny_cross_encoder: Path)
     with pytest.raises(Exception, match="mix must be at least 0"):
         RerankConfig(mix=-1.0)
     assert make_reranker(RerankConfig(backend="cross-encoder", model_dir=tiny_cross_encoder, mix=0.3)).mix == 0.3
+
+
+def test_bfloat16_scores_order_hits_as_float32_does(tiny_cross_encoder: Path) -> None:
+    query = "how many days of annual leave"
+    exact = CrossEncoderReranker(tiny_cross_encoder, precision="float32").rerank(query, hits(), k=5)
+    fast = CrossEncoderReranker(tiny_cross_encoder, precision="bfloat16").rerank(query, hits(), k=5)
+    assert [h.scores["rerank"] for h in fast] == pytest.approx([h.scores["rerank"] for h in exact], abs=0.05)
+    assert all(isinstance(h.scores["rerank"], float) for h in fast)
+    assert RerankConfig().precision == "auto"

@@ -218,3 +218,28 @@ def test_a_second_writer_is_refused_while_the_lock_is_held(tmp_path: Path) -> No
                 pass
     with second.writer():  # released: the next writer gets it
         pass
+
+
+def test_prepare_embeds_a_sentence_shared_by_two_chunks_once() -> None:
+    from citekb.ingest.document import Chunk, Locator, Span
+    from citekb.retrieval.indexing import dense_units
+
+    def chunk(i: int, text: str) -> Chunk:
+        return Chunk(chunk_id=f"d:{i}", text=text, locator=Locator(doc_id="d", source="d.md", title="D"),
+                     spans=(Span(0, len(text), None, None, None),))
+
+    chunks = [chunk(0, "Leave is 27 days. The pump filter is replaced monthly."),
+              chunk(1, "The pump filter is replaced monthly. Warranty lasts two years.")]
+    seen: list[list[str]] = []
+
+    class Recording(HashEmbedder):
+        def embed(self, texts, show_progress=False):  # type: ignore[no-untyped-def]
+            seen.append(list(texts))
+            return super().embed(texts, show_progress)
+
+    rows = prepare(chunks, Recording())
+    units = [u for c in chunks for u in dense_units(c)]
+    assert len(units) == 4 and seen == [list(dict.fromkeys(units))]  # 3 distinct sentences, one call
+    assert rows.owners.tolist() == [0, 0, 1, 1]
+    assert np.array_equal(rows.vectors, HashEmbedder().embed(units))
+    assert rows.terms == [analyze(c.text) for c in chunks]

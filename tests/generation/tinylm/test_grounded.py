@@ -127,7 +127,7 @@ def test_cli_train_then_ask_with_the_tinyllm_backend(trained: TrainReport, sampl
 
     from fakes import HashEmbedder
 
-    monkeypatch.setitem(factory.EMBEDDERS, HASH_MODEL, HashEmbedder)  # type: ignore[index]
+    monkeypatch.setitem(factory.EMBEDDERS, HASH_MODEL, lambda precision: HashEmbedder())  # type: ignore[index]
     monkeypatch.setenv("CITEKB_EMBEDDING_MODEL", HASH_MODEL)
     index = str(sample_kb.settings.index)
     out = tmp_path / "model"
