@@ -108,10 +108,35 @@ class CachedEmbedder:
         return np.stack([self.rows[t] for t in texts]) if texts else np.zeros((0, self.dim), dtype=np.float32)
 
 
-def quality(model_dir: Path, index: Path | None, data: Path, every: int) -> dict[str, Any]:
+def backends(settings: Settings, checkpoint: Any, model_dir: Path, embedder: Any, all_variants: bool) -> dict[str, Any]:
+    """The generators compared: extractive, and TinyLM's span choices (more with all_variants)."""
+    off = TinyLLMConfig(model_dir=model_dir, answer_spans="off")
+    generators = {
+        "extractive": make_generator(settings.generation_config(), "extractive", embedder),
+        # Evidence sentences ranked with the index's embedder, as the extractive backend ranks them;
+        # the quote is the answer-shaped span of the best-ranked one that TinyLM finds likeliest
+        # (the default), or the span the heuristic scores best, or any words greedy decoding picks.
+        "tinyllm": TinyLMGenerator(checkpoint, TinyLLMConfig(model_dir=model_dir), embedder),
+        "tinyllm-heuristic": TinyLMGenerator(checkpoint, TinyLLMConfig(model_dir=model_dir, answer_spans="heuristic"), embedder),
+        "tinyllm-greedy": TinyLMGenerator(checkpoint, off, embedder),
+    }
+    if not all_variants:
+        return generators
+    return generators | {
+        # Earlier variants (docs/benchmarks.md), all with answer_spans="off":
+        "tinyllm-span": TinyLMGenerator(checkpoint, off, embedder, span_search=True),
+        # ...or from any of the evidence sentences (the model picks the sentence too)...
+        "tinyllm-any": TinyLMGenerator(checkpoint, off, embedder, quote_from=None),
+        "tinyllm-free": TinyLMGenerator(checkpoint, replace(off, copy_constrained=False), embedder),
+        # ...and ranked without the embedder, as in training.
+        "tinyllm-lexical": TinyLMGenerator(checkpoint, off),
+    }
+
+
+def quality(model_dir: Path, index: Path | None, data: Path, every: int, all_variants: bool = False, start: int = 0) -> dict[str, Any]:
     score = load_scorer()
     questions = [json.loads(line) for line in (data / "questions.jsonl").read_text("utf-8").splitlines() if line.strip()]
-    sample = questions[::every]
+    sample = questions[start::every]
     settings = Settings(index=index) if index is not None else None
     if settings is None:
         import tempfile
@@ -123,18 +148,7 @@ def quality(model_dir: Path, index: Path | None, data: Path, every: int) -> dict
         kb.ingest([docs])
     checkpoint = load_checkpoint(model_dir)
     embedder = CachedEmbedder(kb.embedder)  # the backends embed the same candidate sentences: once
-    generators = {
-        "extractive": make_generator(settings.generation_config(), "extractive", embedder),
-        # Evidence sentences ranked with the index's embedder, as the extractive backend ranks them;
-        # the quote comes from the best-ranked one (the default)...
-        "tinyllm": TinyLMGenerator(checkpoint, TinyLLMConfig(model_dir=model_dir), embedder),
-        "tinyllm-span": TinyLMGenerator(checkpoint, TinyLLMConfig(model_dir=model_dir), embedder, span_search=True),
-        # ...or from any of them (the model picks the sentence too)...
-        "tinyllm-any": TinyLMGenerator(checkpoint, TinyLLMConfig(model_dir=model_dir), embedder, quote_from=None),
-        "tinyllm-free": TinyLMGenerator(checkpoint, TinyLLMConfig(model_dir=model_dir, copy_constrained=False), embedder),
-        # ...and ranked by their terms alone, as in training (and as `citekb ask` builds the backend today).
-        "tinyllm-lexical": TinyLMGenerator(checkpoint, TinyLLMConfig(model_dir=model_dir)),
-    }
+    generators = backends(settings, checkpoint, model_dir, embedder, all_variants)
     rows: dict[str, dict[str, list[tuple[float | None, float, bool]]]] = {g: defaultdict(list) for g in generators}
     seconds: dict[str, float] = defaultdict(float)
     examples = []
@@ -153,7 +167,7 @@ def quality(model_dir: Path, index: Path | None, data: Path, every: int) -> dict
                 examples.append({"backend": name, "question": q["question"], "gold": q["answers"][:2], "answer": answer.text[:200]})
         if (i + 1) % 25 == 0:
             print(f"  {i + 1}/{len(sample)} questions", file=sys.stderr, flush=True)
-    results: dict[str, Any] = {"questions": len(sample), "every": every, "model": str(model_dir),
+    results: dict[str, Any] = {"questions": len(sample), "every": every, "start": start, "model": str(model_dir),
                                "model_meta": {k: checkpoint.meta.get(k) for k in ("train", "stage", "step")}}
     for name, per_lang in rows.items():
         entry: dict[str, Any] = {}
@@ -181,6 +195,8 @@ def main() -> None:
     parser.add_argument("--index", type=Path, help="an index of --data's documents (default: build one in a temp folder)")
     parser.add_argument("--data", type=Path, default=SHARED / "data" / "qa")
     parser.add_argument("--every", type=int, default=8, help="score every n-th question")
+    parser.add_argument("--start", type=int, default=0, help="the first question scored (1 with an even --every: only odd-numbered ones)")
+    parser.add_argument("--all-variants", action="store_true", help="also the earlier TinyLM variants (span search, any sentence, free, terms only)")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
     results: dict[str, Any] = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
@@ -193,7 +209,7 @@ def main() -> None:
         if not (args.data / "questions.jsonl").is_file():
             sys.exit(f"skipped: no gold questions at {args.data / 'questions.jsonl'}")
         torch.set_num_threads(args.threads)
-        results["quality"] = quality(args.model, args.index, args.data, args.every)
+        results["quality"] = quality(args.model, args.index, args.data, args.every, args.all_variants, args.start)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", "utf-8")

@@ -17,7 +17,21 @@ class ExtractiveConfig:
     keep_ratio: float = 0.85
     # Below this share of the question's term weight, nothing answers it: say so instead.
     min_support: float = 0.25
-    semantic_weight: float = 1.0  # weight of the embedder's cosine beside the term overlap
+    # The sentence chooser (extractive.rank_sentences, shared with the tinyllm backend) scores each
+    # candidate sentence with a weighted sum of these features; the weights were fitted (a
+    # softmax over each question's candidates) on the even-numbered English questions of
+    # ../shared/data/qa, and measured on the odd ones (docs/benchmarks.md).
+    lexical_weight: float = 4.08  # the share of the question's rare-term weight it holds
+    semantic_weight: float = 2.69  # the embedder's cosine to the question
+    agreement_weight: float = 2.30  # their product: both agree
+    bigram_weight: float = 2.29  # the share of the question's adjacent term pairs it holds, in order
+    hit_score_weight: float = 1.98  # its hit's retrieval score over the best hit's
+    rank_weight: float = 0.56  # subtracted per rank of its hit below the first
+    answer_type_weight: float = 1.29  # it holds a word of the asked-for type (a number for "how many")
+    closest_weight: float = 1.21  # it is the embedder's closest sentence
+    # Abstain (NOT_FOUND) unless the chosen sentence holds at least this share of the softmax of
+    # the candidates' scores: fewer answers, fewer wrong citations. 0: always answer.
+    min_confidence: float = 0.25
     # A sentence this close in meaning answers even when it shares few of the question's words.
     min_similarity: float = 0.5
     # ...and a sentence with enough shared terms must still be at least this close in meaning
@@ -27,8 +41,10 @@ class ExtractiveConfig:
     def __post_init__(self) -> None:
         if self.top_chunks < 1 or self.max_sentences < 1:
             raise ConfigError("extractive top_chunks and max_sentences must be at least 1")
-        if self.semantic_weight < 0:
-            raise ConfigError("extractive semantic_weight must be >= 0")
+        if self.semantic_weight < 0 or self.lexical_weight < 0:
+            raise ConfigError("extractive semantic_weight and lexical_weight must be >= 0")
+        if not 0 <= self.min_confidence < 1:
+            raise ConfigError(f"extractive min_confidence must be in [0, 1), got {self.min_confidence}")
         if not (0 < self.keep_ratio <= 1 and 0 <= self.min_support < 1 and -1 <= self.min_similarity <= 1
                 and -1 <= self.min_related <= 1):
             raise ConfigError("extractive keep_ratio must be in (0, 1] and min_support in [0, 1)")
@@ -99,6 +115,12 @@ class TinyLLMConfig:
     passages: int = 3  # hits numbered in the prompt (the model was trained with 3)
     passage_tokens: int | None = None  # per passage window; None: as in the model's training
     max_answer_tokens: int = 32
+    # Copy-constrained, the quote is one of the best sentence's answer-shaped spans
+    # (generation/spans.py), or the whole sentence when it has none (Chinese: no spans yet):
+    # "heuristic" takes the best by the spans' own score, "model" the likeliest under TinyLM
+    # (log P per token), "off" lets greedy decoding quote any words. Heuristic is the default:
+    # on ../shared/data/qa it scored answer F1 0.29 against 0.22 for the model's choice.
+    answer_spans: Literal["model", "heuristic", "off"] = "heuristic"
     temperature: float = 0.0  # 0: greedy
     top_k: int = 0
     top_p: float = 1.0
@@ -106,6 +128,8 @@ class TinyLLMConfig:
     def __post_init__(self) -> None:
         if self.passages < 1 or self.max_answer_tokens < 1 or (self.passage_tokens is not None and self.passage_tokens < 8):
             raise ConfigError("tinyllm passages and max_answer_tokens must be positive, passage_tokens at least 8")
+        if self.answer_spans not in ("model", "heuristic", "off"):
+            raise ConfigError(f"tinyllm answer_spans {self.answer_spans!r} must be one of model, heuristic, off")
         if self.temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0:
             raise ConfigError("tinyllm sampling needs temperature >= 0, 0 < top_p <= 1 and top_k >= 0")
 

@@ -9,7 +9,7 @@ from citekb.ingest.errors import ConfigError
 from citekb.retrieval.embed import Embedder
 
 from .base import Generator
-from .config import GenerationConfig, OpenAIConfig, TinyLLMConfig, TransformersConfig
+from .config import ExtractiveConfig, GenerationConfig, OpenAIConfig, TinyLLMConfig, TransformersConfig
 from .extractive import ExtractiveGenerator
 
 
@@ -29,19 +29,19 @@ def _transformers(cfg: TransformersConfig) -> Generator:
     return TransformersGenerator.from_config(cfg)
 
 
-def _tinyllm(cfg: TinyLLMConfig, embedder: Embedder | None) -> Generator:
+def _tinyllm(cfg: TinyLLMConfig, embedder: Embedder | None, chooser: ExtractiveConfig) -> Generator:
     from .tinylm.generator import TinyLMGenerator  # torch model code loads only when asked for
 
-    # Checkpoints are cached by directory inside; the embedder ranks the evidence sentences, as
-    # the extractive backend's does.
-    return TinyLMGenerator.from_config(cfg, embedder)
+    # Checkpoints are cached by directory inside; the embedder and the extractive backend's
+    # chooser settings rank the evidence sentences as the extractive backend ranks them.
+    return TinyLMGenerator.from_config(cfg, embedder, chooser)
 
 
 GENERATORS: Mapping[str, Callable[[GenerationConfig, Embedder | None], Generator]] = {
     "extractive": lambda cfg, embedder: ExtractiveGenerator.from_config(cfg.extractive, embedder),
     "openai": lambda cfg, embedder: _openai(cfg.openai),
     "transformers": lambda cfg, embedder: _transformers(cfg.transformers),
-    "tinyllm": lambda cfg, embedder: _tinyllm(cfg.tinyllm, embedder),
+    "tinyllm": lambda cfg, embedder: _tinyllm(cfg.tinyllm, embedder, cfg.extractive),
 }
 
 

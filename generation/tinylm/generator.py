@@ -17,13 +17,17 @@ from citekb.retrieval.analyze import analyze
 from citekb.retrieval.embed import Embedder
 from citekb.retrieval.hit import Hit
 
+from citekb.retrieval.analyze import query_language
+
 from ..answer import Answer, Citation
 from ..base import NOT_FOUND
-from ..config import TinyLLMConfig
+from ..config import ExtractiveConfig, TinyLLMConfig
+from ..extractive import answers, rank_sentences
+from ..spans import candidate_spans
 from .checkpoint import Checkpoint, load_checkpoint
 from .constrain import CopyConstraint, MarkerConstraint
 from .model import score_continuations
-from .prompt import Passage, best_sentence, evidence, prompt_with_flags, sentence_around, sentences
+from .prompt import Passage, best_sentence, passages_of, prompt_with_flags, sentence_around, sentences
 from .tokenizer import MAX_MARKERS
 
 
@@ -36,13 +40,14 @@ class TinyLMGenerator:
     name = "tinyllm"
 
     def __init__(self, checkpoint: Checkpoint, cfg: TinyLLMConfig = TinyLLMConfig(), embedder: Embedder | None = None,
-                 quote_from: int | None = 1, span_search: bool = False) -> None:
+                 quote_from: int | None = 1, span_search: bool = False, chooser: ExtractiveConfig = ExtractiveConfig()) -> None:
         if cfg.passages > MAX_MARKERS:
             raise ConfigError(f"tinyllm passages must be at most {MAX_MARKERS}")
         self.model = checkpoint.model
         self.tokenizer = checkpoint.tokenizer
         self.cfg = cfg
         self.embedder = embedder  # ranks the evidence sentences with the lexical score, as extractive does
+        self.chooser = chooser  # the extractive backend's sentence chooser and abstention settings
         # Copy-constrained quotes come from the quote_from best evidence sentences only (None: any);
         # the others are context. On ../shared/data/qa the best-ranked sentence alone gave cited-page
         # precision 0.865 and F1 0.141 against 0.654 and 0.086 for the model's own pick of three.
@@ -57,13 +62,14 @@ class TinyLMGenerator:
         self.sentences = int(trained.get("sentences", 3))
 
     @classmethod
-    def from_config(cls, cfg: TinyLLMConfig, embedder: Embedder | None = None) -> TinyLMGenerator:
+    def from_config(cls, cfg: TinyLLMConfig, embedder: Embedder | None = None,
+                    chooser: ExtractiveConfig = ExtractiveConfig()) -> TinyLMGenerator:
         if cfg.model_dir is None:
             raise ConfigError("the tinyllm backend needs a model: `citekb ask --model DIR` or CITEKB_TINYLLM_MODEL "
                               "(train one with `citekb train --out DIR`)")
         directory = cfg.model_dir.resolve()
         config = directory / "config.json"
-        return cls(_load(directory, config.stat().st_mtime if config.is_file() else 0.0), cfg, embedder)
+        return cls(_load(directory, config.stat().st_mtime if config.is_file() else 0.0), cfg, embedder, chooser=chooser)
 
     def answer(self, question: str, hits: Sequence[Hit]) -> Answer:
         *_, last = self.stream(question, hits)
@@ -72,10 +78,12 @@ class TinyLMGenerator:
 
     def stream(self, question: str, hits: Sequence[Hit]) -> Iterator[str | Answer]:
         """Text deltas as tokens are written, then the finished Answer."""
-        chunks = [h.chunk for h in hits[: self.cfg.passages]]
-        passages = evidence(self.tokenizer, chunks, question, count=self.sentences, sentence_tokens=self.passage_tokens,
-                            embedder=self.embedder)
-        if not passages:
+        top = hits[: self.cfg.passages]
+        chunks = [h.chunk for h in top]
+        # The evidence is ranked, and the backend abstains, exactly as the extractive backend does.
+        ranked = rank_sentences(question, chunks, self.embedder, self.chooser, [h.score for h in top])
+        passages = passages_of(self.tokenizer, ranked, count=self.sentences, sentence_tokens=self.passage_tokens)
+        if not passages or not answers(ranked, self.chooser):
             yield NOT_FOUND
             yield Answer(text=NOT_FOUND, citations=(), hits=tuple(hits), grounded=False)
             return
@@ -89,7 +97,11 @@ class TinyLMGenerator:
                                         labels=[p.hit for p in passages], may_end=self._adds_to(question))
         else:
             constraint = MarkerConstraint(self.tokenizer, len(chunks))
-        best = self._best_span(prompt, flags, passages, constraint) if self.span_search else None
+        best = None
+        if self.cfg.copy_constrained and self.cfg.answer_spans != "off":
+            best = self.answer_span(question, prompt, flags, passages[0])
+        if best is None and self.span_search:
+            best = self._best_span(prompt, flags, passages, constraint)
         tokens: Iterable[int] = best if best is not None else self.model.generate(
             prompt, self.cfg.max_answer_tokens + 16,  # room to finish a word, then [n]
             temperature=self.cfg.temperature, top_k=self.cfg.top_k, top_p=self.cfg.top_p,
@@ -115,6 +127,40 @@ class TinyLMGenerator:
         if answer.text.startswith(shown) and answer.text != shown:
             yield answer.text[len(shown):]
         yield answer
+
+    def span_options(self, question: str, passage: Passage) -> list[list[int]]:
+        """The answer-shaped spans of passage for question (generation/spans.py), best first by
+        their heuristic score, as token runs of passage followed by its hit's marker: only spans
+        that begin and end on the passage's token boundaries. English only: empty for Chinese."""
+        if not passage.tokens or query_language(question) != "en":
+            return []
+        base, stop = passage.offsets[0][0], passage.offsets[-1][1]
+        text = passage.chunk.text[base:stop]
+        starts = {passage.char_range(i, i + 1)[0]: i for i, ok in enumerate(passage.word_starts()) if ok}
+        ends = {passage.char_range(0, j)[1]: j for j, ok in enumerate(passage.word_ends()) if ok and j > 0}
+        marker = self.tokenizer.markers[passage.hit]
+        options = []
+        for span in candidate_spans(text, question):
+            first, last = starts.get(base + span.start), ends.get(base + span.end)
+            if first is not None and last is not None and first < last <= first + self.cfg.max_answer_tokens:
+                options.append([*passage.tokens[first:last], marker])
+        return options
+
+    def answer_span(self, question: str, prompt: list[int], flags: list[int], passage: Passage) -> list[int] | None:
+        """The quote (with its marker and <eos>) among passage's answer-shaped spans: the first by
+        their heuristic score, or with answer_spans "model" the one TinyLM finds likeliest per
+        token (log P of the span, its marker and <eos>, over the token count); the whole passage
+        when it has no such span. None: an empty passage."""
+        options = self.span_options(question, passage)
+        if not options:  # no answer-shaped span (a Chinese question, or only the question's words): the sentence
+            return [*passage.tokens, self.tokenizer.markers[passage.hit], self.tokenizer.eos] if passage.tokens else None
+        if self.cfg.answer_spans == "heuristic" or len(options) == 1:
+            return [*options[0], self.tokenizer.eos]
+        allowed = set(passage.tokens) | {options[0][-1], self.tokenizer.eos}
+        full = [[*o, self.tokenizer.eos] for o in options]
+        scores = score_continuations(self.model, prompt, full, flags=flags, candidates=allowed)
+        best = max(range(len(full)), key=lambda i: (scores[i] / len(full[i]), -i))
+        return full[best]
 
     def _best_span(self, prompt: list[int], flags: list[int], passages: list[Passage],
                    constraint: CopyConstraint | MarkerConstraint) -> list[int] | None:

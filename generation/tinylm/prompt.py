@@ -3,8 +3,8 @@
     <bos> <|system|> <|user|> question <|sep|> [2] sentence … [1] sentence … [1] sentence … <|assistant|> span [n] <eos>
 
 The context is the question's best evidence sentences among the retrieved hits, best first,
-ranked as the extractive backend ranks them (the share of the question's rare terms a sentence
-holds, plus, with an embedder, its cosine to the question; generation/verify.py), each one
+ranked by the extractive backend's sentence chooser (generation/extractive.py: rank_sentences,
+one implementation for both), each one
 preceded by the marker of the hit it comes from. A few sentences instead of whole passages
 keep prompts short (about 100 tokens), so training does several times more steps, and the task
 left to the model is which sentence and which span. The question comes first: in a causal
@@ -24,11 +24,8 @@ from citekb.retrieval.analyze import analyze
 from citekb.retrieval.embed import Embedder
 
 from ..config import ExtractiveConfig
-from ..verify import PassageSentence, cosines, overlap, passage_sentences, term_weights
+from ..extractive import RankedSentence, rank_sentences
 from .tokenizer import TinyTokenizer
-
-# As the extractive backend: per rank of the hit a sentence comes from, so ties go to the better hit.
-RANK_PENALTY = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,27 +118,20 @@ def best_sentence(chunk: Chunk, question: str) -> int:
     return max(range(len(spans)), key=lambda i: (scores[i], -i)) if spans else 0
 
 
-def rank_sentences(question: str, chunks: Sequence[Chunk], embedder: Embedder | None = None,
-                   semantic_weight: float = ExtractiveConfig().semantic_weight) -> list[PassageSentence]:
-    """The sentences of chunks (the hits, best first), best evidence for question first."""
-    candidates = [s for rank, chunk in enumerate(chunks) for s in passage_sentences(chunk, rank)]
-    terms = set(analyze(question))
-    if not candidates:
-        return []
-    weights = term_weights(terms, candidates)
-    lexical = [overlap(weights, s.terms) for s in candidates]
-    semantic = cosines(embedder, question, [s.text for s in candidates]) or [0.0] * len(candidates)
-    scores = [lex + semantic_weight * sem - RANK_PENALTY * s.hit_rank for lex, sem, s in zip(lexical, semantic, candidates)]
-    order = sorted(range(len(candidates)), key=lambda i: -scores[i])  # stable: document order on ties
-    return [candidates[i] for i in order]
-
-
 def evidence(tokenizer: TinyTokenizer, chunks: Sequence[Chunk], question: str, *, count: int, sentence_tokens: int,
-             embedder: Embedder | None = None) -> list[Passage]:
+             embedder: Embedder | None = None, hit_scores: Sequence[float] | None = None,
+             chooser: ExtractiveConfig = ExtractiveConfig()) -> list[Passage]:
     """The count best evidence sentences for question among chunks (the hits, best first), best
-    first, each a passage of at most sentence_tokens tokens labelled with its hit."""
-    return [encode_range(tokenizer, s.chunk, s.start, s.end, sentence_tokens, s.hit_rank)
-            for s in rank_sentences(question, chunks, embedder)[:count]]
+    first as the extractive backend ranks them, each a passage of at most sentence_tokens tokens
+    labelled with its hit."""
+    return passages_of(tokenizer, rank_sentences(question, chunks, embedder, chooser, hit_scores), count=count,
+                       sentence_tokens=sentence_tokens)
+
+
+def passages_of(tokenizer: TinyTokenizer, ranked: Sequence[RankedSentence], *, count: int, sentence_tokens: int) -> list[Passage]:
+    """The first count ranked sentences as passages of at most sentence_tokens tokens."""
+    return [encode_range(tokenizer, r.sentence.chunk, r.sentence.start, r.sentence.end, sentence_tokens, r.sentence.hit_rank)
+            for r in ranked[:count]]
 
 
 def encode_range(tokenizer: TinyTokenizer, chunk: Chunk, start: int, end: int, budget: int, hit: int = 0) -> Passage:

@@ -7,7 +7,7 @@ import pytest
 from citekb.generation.answer import Answer
 from citekb.generation.base import NOT_FOUND
 from citekb.generation.config import ExtractiveConfig
-from citekb.generation.extractive import ExtractiveGenerator
+from citekb.generation.extractive import ExtractiveGenerator, rank_sentences
 from citekb.ingest.document import BBox, Chunk, Locator, Span
 from citekb.ingest.errors import ConfigError
 from citekb.retrieval.hit import Hit
@@ -184,3 +184,50 @@ def test_a_close_paraphrase_answers_without_shared_terms() -> None:
     generator = ExtractiveGenerator(ExtractiveConfig(min_similarity=0.5), _FixedSimilarity(0.9))
     answer = generator.answer("Zebra quokka?", [hit(two_page_chunk())])
     assert answer.grounded and len(answer.citations) >= 1
+
+
+# --------------------------------------------------------------------------- the sentence chooser
+
+def _plain(chunk_id: str, text: str, page: int) -> Chunk:
+    return Chunk(chunk_id=chunk_id, text=text, locator=Locator(doc_id=chunk_id, source=f"{chunk_id}.pdf", title=chunk_id,
+                                                               page=page, page_end=page), spans=(Span(0, len(text), page, None, None),))
+
+
+def test_the_chooser_weighs_the_retrieval_score_of_a_sentences_hit() -> None:
+    """The second hit's sentence holds one more of the question's terms; retrieval scored its
+    hit far below the first, and that decides, unless the hit features are weighed 0."""
+    question = "Which office approves travel requests abroad?"
+    first = _plain("a", "The finance office approves travel requests.", 1)
+    second = _plain("b", "The travel office approves travel requests abroad.", 2)
+    assert rank_sentences(question, [first, second], hit_scores=[1.0, 0.2])[0].sentence.chunk is first
+    assert rank_sentences(question, [first, second], hit_scores=[1.0, 1.0])[0].sentence.chunk is second
+    blind = ExtractiveConfig(hit_score_weight=0.0, rank_weight=0.0)
+    assert rank_sentences(question, [first, second], cfg=blind, hit_scores=[1.0, 0.2])[0].sentence.chunk is second
+    answer = ExtractiveGenerator(ExtractiveConfig(min_confidence=0.0)).answer(question, [hit(first, 1.0), hit(second, 0.2)])
+    assert [c.chunk_id for c in answer.citations] == ["a"]
+
+
+def test_the_chooser_prefers_the_sentence_holding_the_asked_for_type() -> None:
+    question = "How many days of paid annual leave do employees get?"
+    vague = "Employees get paid annual leave days as the contract sets out."
+    counted = "Employees get 27 paid annual leave days under the contract."
+    chunk = _plain("hb", f"{vague} {counted}", 3)
+    assert rank_sentences(question, [chunk])[0].sentence.text == counted
+    # Without the answer-type feature the two tie, and the first in the document wins.
+    untyped = ExtractiveConfig(answer_type_weight=0.0)
+    assert rank_sentences(question, [chunk], cfg=untyped)[0].sentence.text == vague
+
+
+def test_confidences_are_a_softmax_and_min_confidence_abstains() -> None:
+    question = "Which office approves travel requests?"
+    a = _plain("a", "The finance office approves travel requests.", 1)
+    b = _plain("b", "The travel office approves travel requests.", 2)
+    ranked = rank_sentences(question, [a, b], hit_scores=[1.0, 0.95])
+    assert sum(r.confidence for r in ranked) == pytest.approx(1.0)
+    assert ranked[0].confidence < 0.9
+    hits = [hit(a, 1.0), hit(b, 0.95)]
+    assert ExtractiveGenerator(ExtractiveConfig(min_confidence=0.0)).answer(question, hits).grounded
+    unsure = ExtractiveGenerator(ExtractiveConfig(min_confidence=0.9)).answer(question, hits)
+    assert not unsure.grounded and unsure.text == NOT_FOUND and unsure.citations == ()
+    with pytest.raises(ConfigError, match="min_confidence"):
+        ExtractiveConfig(min_confidence=1.0)

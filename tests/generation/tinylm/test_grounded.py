@@ -13,15 +13,17 @@ from click.testing import CliRunner
 
 from citekb.api.kb import KnowledgeBase
 from citekb.generation.base import stream_answer
-from citekb.generation.config import GenerationConfig, TinyLLMConfig
+from citekb.generation.config import ExtractiveConfig, GenerationConfig, TinyLLMConfig
+from citekb.generation.extractive import answers, rank_sentences
 from citekb.generation.factory import make_generator
 from citekb.generation.tinylm.checkpoint import load_checkpoint
 from citekb.generation.tinylm.constrain import CopyConstraint, MarkerConstraint
 from citekb.generation.tinylm.generator import TinyLMGenerator
 from citekb.generation.tinylm.prompt import evidence, prompt_tokens
+from citekb.generation.spans import candidate_spans
 from citekb.generation.tinylm.train import TrainReport
 from citekb.ingest.errors import ConfigError
-from citekb.retrieval.analyze import analyze
+from citekb.retrieval.analyze import analyze, query_language
 
 from tinylm_support import HASH_MODEL, SAMPLE_DOCS
 
@@ -147,7 +149,7 @@ def test_cli_train_then_ask_with_the_tinyllm_backend(trained: TrainReport, sampl
 
 
 def test_span_search_answers_are_whole_quotes_of_the_best_sentence(trained: TrainReport, sample_kb: KnowledgeBase) -> None:
-    generator = TinyLMGenerator(load_checkpoint(trained.out_dir), TinyLLMConfig(model_dir=trained.out_dir),
+    generator = TinyLMGenerator(load_checkpoint(trained.out_dir), TinyLLMConfig(model_dir=trained.out_dir, answer_spans="off"),
                                 span_search=True)
     for question in QUESTIONS[:4]:
         hits = sample_kb.search(question, k=3)
@@ -156,3 +158,37 @@ def test_span_search_answers_are_whole_quotes_of_the_best_sentence(trained: Trai
         quote = re.sub(r"\s*\[1\]$", "", answer.text)
         assert quote and quote in answer.citations[0].quote
         assert set(analyze(quote)) - set(analyze(question))
+
+
+@pytest.mark.parametrize("choice", ["model", "heuristic"])
+def test_answer_spans_are_candidate_spans_of_the_chooser_best_sentence(trained: TrainReport, sample_kb: KnowledgeBase,
+                                                                        choice: str) -> None:
+    """The quote is one of the answer-shaped candidates (generation/spans.py) of the sentence the
+    extractive chooser ranks first, cited by that sentence; "heuristic" takes the best-scored one."""
+    checkpoint = load_checkpoint(trained.out_dir)
+    generator = TinyLMGenerator(checkpoint, TinyLLMConfig(model_dir=trained.out_dir, answer_spans=choice),
+                                chooser=ExtractiveConfig(min_confidence=0.0))
+    quoted = 0
+    for question in [q for q in QUESTIONS if query_language(q) == "en"][:12]:
+        hits = sample_kb.search(question, k=3)
+        ranked = rank_sentences(question, [h.chunk for h in hits[:3]], hit_scores=[h.score for h in hits[:3]])
+        best = ranked[0].sentence
+        passage = evidence(checkpoint.tokenizer, [h.chunk for h in hits[:3]], question, count=3, sentence_tokens=48,
+                           hit_scores=[h.score for h in hits[:3]])[0]
+        assert (passage.chunk.chunk_id, passage.offsets[0][0]) == (best.chunk.chunk_id, best.start)  # one ranking
+        answer = generator.answer(question, hits)
+        quote = re.sub(r"\s*\[1\]$", "", answer.text)
+        candidates = [c.text for c in candidate_spans(best.chunk.text[passage.offsets[0][0]:passage.offsets[-1][1]], question)]
+        if not answers(ranked, generator.chooser):  # the extractive backend abstains: so does this one
+            assert not answer.grounded and answer.citations == ()
+            continue
+        assert answer.grounded and answer.citations[0].chunk_id == best.chunk.chunk_id
+        assert best.text.strip() in answer.citations[0].quote
+        if not generator.span_options(question, passage):
+            continue
+        assert quote in candidates, (question, quote, candidates)
+        if choice == "heuristic":
+            tokens = generator.span_options(question, passage)[0][:-1]
+            assert quote == checkpoint.tokenizer.decode(tokens).strip()
+        quoted += 1
+    assert quoted >= 4

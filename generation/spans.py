@@ -1,0 +1,214 @@
+"""What a question asks for, and the short spans of a sentence that could be its answer.
+
+A question's answer type comes from its wh-phrase: "how many"/"how much" asks for a number,
+"when"/"what year" for a date, "who" for a person's name, "where" for a place, anything else
+for some noun phrase. A sentence holds that type when it has a word of it that the question
+does not (a question naming 1856 is not answered by 1856).
+
+Answer candidates are SQuAD-shaped: runs of a sentence's words that the question does not hold
+(words the question holds frame the answer, they are not it), never across a comma or a bracket,
+trimmed of function words at either end, plus the pieces of a long run between its function
+words. For a typed question only runs holding a word of the type are kept (cut down to that word
+group when the run is long). Candidates come best first by a heuristic score: the type, being
+close to the question's words in the sentence, and a short length."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from citekb.retrieval.analyze import ENGLISH_STOPWORDS, analyze
+
+AnswerType = Literal["number", "date", "person", "place", "other"]
+
+# First match wins: "how many years" asks for a number, "what year" for a date.
+_TYPE_PATTERNS: tuple[tuple[AnswerType, re.Pattern[str]], ...] = (
+    ("date", re.compile(r"\b(when|what (year|years|date|day|month|century|decade|era|time period)|which (year|date|month|century|decade)|in what (year|month|century)|how long ago)\b")),
+    ("number", re.compile(r"\b(how (many|much|long|far|old|large|big|high|tall|often|fast|deep|wide)|what (percentage|percent|proportion|number|amount|size|population)|by how)\b")),
+    ("person", re.compile(r"\b(who|whom|whose|which (person|man|woman|king|president|scientist|author))\b")),
+    ("place", re.compile(r"\b(where|what (city|country|state|place|region|continent|town|island)|which (city|country|state|place|region|continent|town|island))\b")),
+    ("number", re.compile(r"(多少|几)")),
+    ("date", re.compile(r"(什么时候|何时|哪一?年|哪天|哪个月|哪个世纪)")),
+    ("person", re.compile(r"(谁)")),
+    ("place", re.compile(r"(哪里|哪儿|在哪)")),
+)
+
+_MONTHS = frozenset("january february march april may june july august september october november december".split())
+_NUMBER_WORDS = frozenset("""one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen
+    sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand million
+    billion trillion dozen half quarter first second third fourth fifth""".split())
+_DATE_WORDS = frozenset("century centuries decade bc ad bce ce".split()) | _MONTHS
+# Function words that never open or close an answer (SQuAD scoring drops articles anyway).
+_FUNCTION = ENGLISH_STOPWORDS | frozenset("""over under between during through within without upon via per
+    like while since until although though because however including both either neither
+    very more most less least only just""".split())
+# A word: digits with their separators ("3,000", "1.5%", "$20"), or letters with inner
+# apostrophes and hyphens; everything else between words is punctuation or space.
+_WORD = re.compile(r"[$£€¥]?\d(?:[\d,.:](?=\d)|\d)*%?|[^\W_](?:[\w'’\-](?=\w)|\w)*", re.UNICODE)
+_BREAK = re.compile(r"[,;:()\[\]{}\"“”—–!?]|\s-\s")
+
+
+def answer_type(question: str) -> AnswerType:
+    """The kind of answer question asks for ("other": some noun phrase)."""
+    lowered = question.casefold()
+    for kind, pattern in _TYPE_PATTERNS:
+        if pattern.search(lowered):
+            return kind
+    return "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """text[start:end] of the sentence it was cut from, with its heuristic score."""
+
+    start: int
+    end: int
+    text: str
+    score: float
+
+
+def _is_number(word: str) -> bool:
+    return any(ch.isdigit() for ch in word) or word.casefold() in _NUMBER_WORDS
+
+
+def _is_date(word: str) -> bool:
+    folded = word.casefold()
+    if folded in _DATE_WORDS or re.fullmatch(r"\d{1,2}(st|nd|rd|th)", folded):
+        return True
+    digits = re.fullmatch(r"(\d{3,4})s?", folded)
+    return bool(digits) and 100 <= int(digits.group(1)) <= 2100
+
+
+def _is_name(word: str, first: bool) -> bool:
+    return word[:1].isupper() and not first and word.casefold() not in _FUNCTION
+
+
+def word_has_type(word: str, kind: AnswerType, first: bool = False) -> bool:
+    """Is word (the first of its sentence when first) of the answer type kind?"""
+    if kind == "number":
+        return _is_number(word)
+    if kind == "date":
+        return _is_date(word)
+    if kind in ("person", "place"):
+        return _is_name(word, first)
+    return False
+
+
+def holds_type(sentence: str, question: str, kind: AnswerType | None = None) -> bool:
+    """Does sentence hold a word of the question's answer type that the question does not?
+    Always False for "other" (any noun phrase could answer)."""
+    kind = kind or answer_type(question)
+    if kind == "other":
+        return False
+    asked = {w.casefold() for w in _WORD.findall(question)}
+    return any(word_has_type(m.group(), kind, m.start() == 0) and m.group().casefold() not in asked
+               for m in _WORD.finditer(sentence))
+
+
+def candidate_spans(sentence: str, question: str, max_words: int = 8) -> list[Span]:
+    """Answer candidates in sentence for question, best first (see the module docstring);
+    empty when every word of the sentence is in the question."""
+    return [span for span, _ in scored_candidates(sentence, question, max_words)]
+
+
+def scored_candidates(sentence: str, question: str, max_words: int = 8,
+                      weights: tuple[float, ...] | None = None) -> list[tuple[Span, tuple[float, ...]]]:
+    """candidate_spans with the features each was scored on (weights: SPAN_WEIGHTS unless given)."""
+    weights = weights or SPAN_WEIGHTS
+    kind = answer_type(question)
+    asked_terms = set(analyze(question))
+    asked_words = {w.casefold() for w in _WORD.findall(question)}
+    words = list(_WORD.finditer(sentence))
+    if not words:
+        return []
+    in_question = [m.group().casefold() in asked_words or bool(set(analyze(m.group())) & asked_terms) for m in words]
+    function = [m.group().casefold() in _FUNCTION and not in_question[i] for i, m in enumerate(words)]
+    runs: list[tuple[int, int]] = []  # [first, last) word indices
+    first = None
+    for i, m in enumerate(words):
+        broken = i > 0 and bool(_BREAK.search(sentence, words[i - 1].end(), m.start()))
+        if first is not None and (in_question[i] or broken):
+            runs.append((first, i))
+            first = None
+        if first is None and not in_question[i]:
+            first = i
+    if first is not None:
+        runs.append((first, len(words)))
+    pieces: set[tuple[int, int]] = set()
+    for a, b in runs:
+        pieces.add(_trim(a, b, function))
+        # The pieces between a long run's function words: "the first ruler of the Normans" also
+        # offers "first ruler" and "Normans".
+        start = a
+        for i in range(a, b + 1):
+            if i == b or function[i]:
+                if start < i:
+                    pieces.add(_trim(start, i, function))
+                start = i + 1
+    typed = [word_has_type(m.group(), kind, m.start() == 0) for m in words] if kind != "other" else [False] * len(words)
+    if kind != "other":
+        # A typed question is answered by a group of words of its type (and what joins them:
+        # "June 28, 1914", "3 million").
+        groups, i = set(), 0
+        while i < len(words):
+            if typed[i] and not in_question[i]:
+                j = i + 1
+                while j < len(words) and (typed[j] or (j + 1 < len(words) and typed[j + 1] and words[j].group().casefold() in ("of", "and"))) \
+                        and not in_question[j]:
+                    j += 1
+                groups.add((i, j))
+                i = j
+            else:
+                i += 1
+        pieces |= groups
+        pieces = {(a, b) for a, b in pieces if any(typed[a:b])}
+    anchors = [i for i, q in enumerate(in_question) if q]
+    maximal = {_trim(a, b, function) for a, b in runs}
+    out: list[tuple[Span, tuple[float, ...]]] = []
+    for a, b in pieces:
+        if a >= b or b - a > max_words:
+            continue
+        features = _features(words, a, b, anchors, in_question, typed, (a, b) in maximal)
+        score = sum(w * f for w, f in zip(weights, features))
+        out.append((Span(words[a].start(), words[b - 1].end(), sentence[words[a].start():words[b - 1].end()], score), features))
+    out.sort(key=lambda pair: (-pair[0].score, pair[0].start))
+    return out
+
+
+# Words after which an answer often follows: "is called X", "known as X", "such as X".
+_TRIGGERS = frozenset("called named as include includes including included is are was were such known termed than by".split())
+# Weights of _features, fitted (a softmax over each question's candidates, trained to put its
+# mass on high answer F1) on the even-numbered English questions of ../shared/data/qa.
+SPAN_WEIGHTS = (-1.56, 0.17, 0.93, 0.62, 0.0, 2.81, -1.06, 0.78, 1.59, 0.75, 2.2, -0.11, -0.09)
+
+
+def _features(words: list[re.Match[str]], a: int, b: int, anchors: list[int], in_question: list[bool],
+              typed: list[bool], maximal: bool) -> tuple[float, ...]:
+    """What the heuristic score weighs about words[a:b] as an answer."""
+    distance = min((min(abs(i - a), abs(i - (b - 1))) for i in anchors), default=10)
+    length = b - a
+    first, last = words[a].group(), words[b - 1].group()
+    before = words[a - 1].group().casefold() if a > 0 else ""
+    verb_like = length == 1 and first.islower() and (first.endswith("ed") or first.endswith("ing"))
+    return (
+        min(distance, 10) / 10,
+        float(length == 1), float(length == 2), float(length == 3),
+        float(any(typed[a:b])),
+        float(first[:1].isupper() and words[a].start() > 0),
+        float(verb_like),
+        float(before in _TRIGGERS),
+        float(a > 0 and in_question[a - 1]),
+        float(b < len(words) and in_question[b]),
+        float(maximal),
+        float(a == 0),
+        float(any(ch.isdigit() for ch in first + last)),
+    )
+
+
+def _trim(a: int, b: int, function: list[bool]) -> tuple[int, int]:
+    while a < b and function[a]:
+        a += 1
+    while b > a and function[b - 1]:
+        b -= 1
+    return a, b

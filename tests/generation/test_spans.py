@@ -1,0 +1,73 @@
+"""Answer types and answer-shaped candidate spans (generation/spans.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from citekb.generation.spans import answer_type, candidate_spans, holds_type
+from citekb.retrieval.analyze import analyze
+
+TESLA = "Tesla was born on 10 July 1856 in Smiljan, in the Austrian Empire, to Milutin Tesla, an Orthodox priest."
+LEAVE = "Full-time employees receive 27 days of paid annual leave per year, approved by the line manager."
+
+
+@pytest.mark.parametrize(("question", "kind"), [
+    ("How many days of paid leave do employees get?", "number"),
+    ("How much did the bridge cost?", "number"),
+    ("When was Tesla born?", "date"),
+    ("In what year did Tesla die?", "date"),
+    ("How long ago did the war end?", "date"),
+    ("Who approves travel requests?", "person"),
+    ("Where was Tesla born?", "place"),
+    ("What is the capital of Serbia?", "other"),
+    ("员工每年有多少天年假？", "number"),
+    ("谁批准出差？", "person"),
+])
+def test_answer_type_follows_the_wh_phrase(question: str, kind: str) -> None:
+    assert answer_type(question) == kind
+
+
+def test_holds_type_needs_a_typed_word_the_question_lacks() -> None:
+    assert holds_type(LEAVE, "How many days of paid leave do employees get?")
+    assert not holds_type("Employees get paid leave every year.", "How many days of paid leave do employees get?")
+    # The question's own year is no answer to it.
+    assert not holds_type("In 1856 the town was small.", "What happened in Smiljan in 1856, when was it?")
+    assert holds_type(TESLA, "Who was Tesla's father?")
+    assert not holds_type(TESLA, "What is the capital of Serbia?")  # "other": any noun phrase could answer
+
+
+@pytest.mark.parametrize("question", [
+    "When was Tesla born in Smiljan?",
+    "Who was the father of Tesla?",
+    "What empire was Smiljan in when Tesla was born?",
+])
+def test_candidates_hold_no_word_of_the_question(question: str) -> None:
+    spans = candidate_spans(TESLA, question)
+    asked = set(analyze(question))
+    assert spans
+    for span in spans:
+        assert TESLA[span.start:span.end] == span.text
+        assert not set(analyze(span.text)) & asked, span.text
+        assert span.text.strip(" ,.") == span.text
+
+
+def test_typed_questions_get_candidates_of_their_type_best_first() -> None:
+    dates = candidate_spans(TESLA, "When was Tesla born in Smiljan?")
+    assert dates[0].text in ("10 July 1856", "July 1856")
+    assert all(any(ch.isdigit() for ch in s.text) or "July" in s.text for s in dates)
+    counts = candidate_spans(LEAVE, "How many days of paid annual leave do full-time employees receive per year?")
+    assert counts and all(any(ch.isdigit() for ch in s.text) for s in counts)
+    assert counts[0].text == "27"
+    people = candidate_spans("His father was Milutin Tesla, an Orthodox priest in Smiljan.", "Who was the father of Tesla?")
+    assert people[0].text == "Milutin"  # "Tesla" is the question's word
+    assert all(any(w[:1].isupper() for w in s.text.split()) for s in people)
+
+
+def test_function_words_never_open_or_close_a_candidate() -> None:
+    for span in candidate_spans(LEAVE, "Who approves the paid leave of full-time employees?"):
+        words = span.text.split()
+        assert words[0].casefold() not in {"the", "by", "of", "per"} and words[-1].casefold() not in {"the", "by", "of", "per"}
+
+
+def test_a_sentence_of_question_words_only_has_no_candidates() -> None:
+    assert candidate_spans("Tesla was born.", "When was Tesla born?") == []
