@@ -17,8 +17,10 @@ Matching uses the acceptance scorer's own rules (../shared/tools/score.py): a ci
 when it matches a gold location or its text contains a gold answer (precision, averaged over
 answers with a citation); recall is the share of answers with a citation on a gold location.
 "After" is verification in "drop" mode: what a reader is shown as backed by its citation.
---every n asks every n-th question; the ones asked are split by parity into the half used to
-look at thresholds (even) and the half reported (odd), and both halves are printed."""
+--every n asks every n-th question from --start on; the ones asked are split by parity into the
+half used to look at thresholds (even) and the half reported (odd), and both halves are printed.
+(The sentence chooser's weights were fitted on the even-numbered questions of questions.jsonl:
+--start 1 with an even --every asks only questions it never saw.)"""
 
 from __future__ import annotations
 
@@ -118,6 +120,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=SHARED / "data" / "qa")
     parser.add_argument("--index", type=Path, help="an index of the data's documents (default: build one in a temporary folder)")
     parser.add_argument("--every", type=int, default=4, help="ask every n-th question")
+    parser.add_argument("--start", type=int, default=0,
+                        help="the first question asked (1 with an even --every: only odd-numbered ones, which the chooser was not fitted on)")
+    parser.add_argument("--no-replay", action="store_true", help="skip the openai backend's replay")
     parser.add_argument("--tinyllm-model", type=Path, help="also measure the tinyllm backend with this checkpoint")
     parser.add_argument("--min-relevance", type=float, default=VerifyConfig().min_relevance,
                         help="VerifyConfig.min_relevance for the 'after' figures")
@@ -128,7 +133,7 @@ def main() -> None:
     if not questions_path.is_file():
         sys.exit(f"skipped: no gold questions at {questions_path}")
     score = load_scorer()
-    questions = [json.loads(line) for line in questions_path.read_text("utf-8").splitlines() if line.strip()][:: args.every]
+    questions = [json.loads(line) for line in questions_path.read_text("utf-8").splitlines() if line.strip()][args.start:: args.every]
     with tempfile.TemporaryDirectory(prefix="citekb-cite-") as tmp:
         index = args.index or Path(tmp) / "index"
         kb = KnowledgeBase(Settings(index=index))
@@ -137,7 +142,7 @@ def main() -> None:
             kb.ingest([docs], show_progress=True)
         results = run(kb, questions, score, args)
     results.update({"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-                    "date": datetime.date.today().isoformat(), "data": str(args.data), "every": args.every})
+                    "date": datetime.date.today().isoformat(), "data": str(args.data), "every": args.every, "start": args.start})
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1) + "\n", "utf-8")
@@ -151,7 +156,8 @@ def run(kb: KnowledgeBase, questions: list[dict[str, Any]], score: Any, args: ar
     backends: dict[str, Generator] = {"extractive": extractive}
     server = FakeOpenAIServer(lambda body: replies.get(question_of(body), "NOT IN DOCUMENTS"))
     server.__enter__()
-    backends["openai-replay"] = OpenAIGenerator(OpenAIConfig(base_url=server.base_url, model="replay", retries=0))
+    if not args.no_replay:
+        backends["openai-replay"] = OpenAIGenerator(OpenAIConfig(base_url=server.base_url, model="replay", retries=0))
     if args.tinyllm_model is not None:
         settings = Settings(index=kb.settings.index, tinyllm_model=args.tinyllm_model)
         backends["tinyllm"] = make_generator(settings.generation_config(), "tinyllm", embedder)
