@@ -114,10 +114,10 @@ def backends(settings: Settings, checkpoint: Any, model_dir: Path, embedder: Any
     generators = {
         "extractive": make_generator(settings.generation_config(), "extractive", embedder),
         # Evidence sentences ranked with the index's embedder, as the extractive backend ranks them;
-        # the quote is the answer-shaped span of the best-ranked one that TinyLM finds likeliest
-        # (the default), or the span the heuristic scores best, or any words greedy decoding picks.
+        # the quote is the answer-shaped span of the best-ranked one that the heuristic scores best
+        # (the default), or the one TinyLM finds likeliest, or any words greedy decoding picks.
         "tinyllm": TinyLMGenerator(checkpoint, TinyLLMConfig(model_dir=model_dir), embedder),
-        "tinyllm-heuristic": TinyLMGenerator(checkpoint, TinyLLMConfig(model_dir=model_dir, answer_spans="heuristic"), embedder),
+        "tinyllm-model": TinyLMGenerator(checkpoint, TinyLLMConfig(model_dir=model_dir, answer_spans="model"), embedder),
         "tinyllm-greedy": TinyLMGenerator(checkpoint, off, embedder),
     }
     if not all_variants:

@@ -13,7 +13,7 @@ from citekb.ingest.errors import ConfigError
 class ExtractiveConfig:
     top_chunks: int = 3  # sentences are picked from this many of the best hits
     max_sentences: int = 1  # a second sentence cost 2 points of cited-page precision on ../shared/data/qa
-    # A second sentence joins the answer only if it scores this close to the best one.
+    # A second sentence joins the answer only if its confidence is this close to the best one's.
     keep_ratio: float = 0.85
     # Below this share of the question's term weight, nothing answers it: say so instead.
     min_support: float = 0.25
