@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     # Every answer sentence is checked against the passages it cites: "flag" marks the ones
     # without support (supported: false), "drop" removes them, "off" skips the check.
     verify_mode: Literal["flag", "drop", "off"] = "flag"
+    # Abstain ("not in the documents") unless the chosen sentence holds this share of the sentence
+    # chooser's softmax (extractive and tinyllm backends; ExtractiveConfig.min_confidence). 0: always answer.
+    answer_min_confidence: float = Field(ExtractiveConfig().min_confidence, ge=0, lt=1)
     # answer_backend "openai": any OpenAI-compatible chat endpoint (Ollama, vLLM, llama.cpp, ...).
     openai_base_url: str = "http://127.0.0.1:11434/v1"
     openai_model: str = ""
@@ -74,6 +77,7 @@ class Settings(BaseSettings):
     # answer_backend "tinyllm": a checkpoint directory made by `citekb train`.
     tinyllm_model: Path | None = None
     tinyllm_copy_constrained: bool = True  # answers quote a span of the passage they cite
+    tinyllm_answer_spans: Literal["model", "heuristic", "off"] = TinyLLMConfig().answer_spans  # which answer-shaped span
 
     max_upload_mb: float = Field(50, gt=0)
 
@@ -150,11 +154,12 @@ class Settings(BaseSettings):
     def generation_config(self) -> GenerationConfig:
         key = self.openai_api_key.get_secret_value() if self.openai_api_key is not None else None
         return GenerationConfig(
-            backend=self.answer_backend, extractive=ExtractiveConfig(),
+            backend=self.answer_backend, extractive=ExtractiveConfig(min_confidence=self.answer_min_confidence),
             openai=OpenAIConfig(base_url=self.openai_base_url, model=self.openai_model, api_key=key,
                                 timeout_s=self.openai_timeout_s, retries=self.openai_retries),
             transformers=TransformersConfig(model_dir=self.transformers_model, adapter_dir=self.transformers_adapter,
                                             merge_adapter=self.transformers_merge_adapter),
             verify=VerifyConfig(mode=self.verify_mode),
-            tinyllm=TinyLLMConfig(model_dir=self.tinyllm_model, copy_constrained=self.tinyllm_copy_constrained),
+            tinyllm=TinyLLMConfig(model_dir=self.tinyllm_model, copy_constrained=self.tinyllm_copy_constrained,
+                                  answer_spans=self.tinyllm_answer_spans),
         )

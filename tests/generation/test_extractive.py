@@ -231,3 +231,16 @@ def test_confidences_are_a_softmax_and_min_confidence_abstains() -> None:
     assert not unsure.grounded and unsure.text == NOT_FOUND and unsure.citations == ()
     with pytest.raises(ConfigError, match="min_confidence"):
         ExtractiveConfig(min_confidence=1.0)
+
+
+def test_settings_carry_min_confidence_and_the_span_choice(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    from citekb.api.settings import Settings
+
+    monkeypatch.setenv("CITEKB_ANSWER_MIN_CONFIDENCE", "0")
+    monkeypatch.setenv("CITEKB_TINYLLM_ANSWER_SPANS", "model")
+    cfg = Settings(index=tmp_path / "idx").generation_config()
+    assert cfg.extractive.min_confidence == 0.0 and cfg.tinyllm.answer_spans == "model"
+    assert Settings(index=tmp_path / "idx", answer_min_confidence=0.4).generation_config().extractive.min_confidence == 0.4
+    monkeypatch.setenv("CITEKB_ANSWER_MIN_CONFIDENCE", "1.5")
+    with pytest.raises(ValueError, match="answer_min_confidence"):
+        Settings(index=tmp_path / "idx")
