@@ -12,7 +12,8 @@ words. For a typed question only runs holding a word of the type are kept (cut d
 group when the run is long). Candidates come best first by a heuristic score: a weighted sum
 (SPAN_WEIGHTS) of shape features such as the distance to the question's words in the sentence,
 the length, a capital, a determiner or a word like "called" or "as" just before, an adverb or a
-participle at the end. English only: Chinese has no candidates yet."""
+participle at the end. A Chinese question gets candidates only when it asks for a number or a
+date (chinese_candidates); its other answers are mostly whole clauses."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from citekb.retrieval.analyze import ENGLISH_STOPWORDS, analyze
+from citekb.retrieval.analyze import ENGLISH_STOPWORDS, analyze, query_language
 
 AnswerType = Literal["number", "date", "person", "place", "other"]
 
@@ -111,7 +112,47 @@ def holds_type(sentence: str, question: str, kind: AnswerType | None = None) -> 
 def candidate_spans(sentence: str, question: str, max_words: int = 8) -> list[Span]:
     """Answer candidates in sentence for question, best first (see the module docstring);
     empty when every word of the sentence is in the question."""
+    if query_language(question) == "zh":
+        return chinese_candidates(sentence, question)
     return [span for span, _ in scored_candidates(sentence, question, max_words)]
+
+
+_CHINESE_NUMBER = r"[0-9０-９一二三四五六七八九十百千万亿两零〇][0-9０-９一二三四五六七八九十百千万亿两零〇.,，]*"
+# A number or a date with its unit or range: "61公里", "1969年至1970年间", "1953年", "150头".
+_CHINESE_QUANTITY = re.compile(
+    rf"{_CHINESE_NUMBER}(?:多)?(?:年代|世纪|年|月|日|号)?(?:(?:至|到|-|－|—|~){_CHINESE_NUMBER}(?:年代|世纪|年|月|日|号)?)?(?:间)?")
+
+
+def chinese_candidates(sentence: str, question: str) -> list[Span]:
+    """For a Chinese question asking for a number (多少, 几) or a date (什么时候, 哪年): the
+    numbers and dates of sentence that the question does not hold, with the unit after a number
+    (the one the question names after 多少/几, else one character: 头, 人, 座), nearest the
+    question's words first.
+    Other Chinese questions have no candidates (their answers are mostly clauses)."""
+    kind = answer_type(question)
+    if kind not in ("number", "date"):
+        return []
+    named = re.search(r"(?:多少|几)([\u4e00-\u9fff]{1,2})", question)
+    unit = next((named.group(1)[:n] for n in (2, 1) if named and named.group(1)[:n] in sentence), "")
+    out = []
+    asked = set(question)
+    anchors = [i for i, ch in enumerate(sentence) if ch in asked and not ch.isspace()]
+    for m in _CHINESE_QUANTITY.finditer(sentence):
+        text = m.group().rstrip(".,，")
+        # "一" alone is mostly an article ("一条铁路"), not a count.
+        if not (any(ch.isdigit() for ch in text) or len(text) > 1 and any(ch in "二三四五六七八九十百千万亿两" for ch in text)) \
+                or text in question:
+            continue
+        if kind == "date" and not re.search(r"年|月|日|世纪|^\d{3,4}$", text):
+            continue
+        end = m.start() + len(text)
+        if kind == "number" and end < len(sentence) and "\u4e00" <= sentence[end] <= "\u9fff" and not text.endswith(("年", "月", "日")):
+            # The unit the question names after 多少/几 ("多少公里"), else one character (头, 人, 座).
+            end += len(unit) if unit and sentence.startswith(unit, end) else 1
+        distance = min((min(abs(i - m.start()), abs(i - end)) for i in anchors), default=len(sentence))
+        out.append(Span(m.start(), end, sentence[m.start():end], -float(distance)))
+    out.sort(key=lambda s: (-s.score, s.start))
+    return out
 
 
 def scored_candidates(sentence: str, question: str, max_words: int = 8,

@@ -17,8 +17,6 @@ from citekb.retrieval.analyze import analyze
 from citekb.retrieval.embed import Embedder
 from citekb.retrieval.hit import Hit
 
-from citekb.retrieval.analyze import query_language
-
 from ..answer import Answer, Citation
 from ..base import NOT_FOUND
 from ..config import ExtractiveConfig, TinyLLMConfig
@@ -131,8 +129,8 @@ class TinyLMGenerator:
     def span_options(self, question: str, passage: Passage) -> list[list[int]]:
         """The answer-shaped spans of passage for question (generation/spans.py), best first by
         their heuristic score, as token runs of passage followed by its hit's marker: only spans
-        that begin and end on the passage's token boundaries. English only: empty for Chinese."""
-        if not passage.tokens or query_language(question) != "en":
+        that begin and end on the passage's token boundaries."""
+        if not passage.tokens:
             return []
         base, stop = passage.offsets[0][0], passage.offsets[-1][1]
         text = passage.chunk.text[base:stop]

@@ -71,3 +71,13 @@ def test_function_words_never_open_or_close_a_candidate() -> None:
 
 def test_a_sentence_of_question_words_only_has_no_candidates() -> None:
     assert candidate_spans("Tesla was born.", "When was Tesla born?") == []
+
+
+def test_chinese_number_and_date_questions_get_quantities_with_their_unit() -> None:
+    railway = "河茂铁路是中国穿行于广东西部的一条铁路线，全长61公里，共设7座车站。"
+    assert [s.text for s in candidate_spans(railway, "河茂铁路全长有多少公里？")][0] == "61公里"  # not "一条"
+    case = "案件发生于1969年至1970年间，当时廉政公署仍未成立。"
+    assert [s.text for s in candidate_spans(case, "毒马案发生在什么时候？")] == ["1969年至1970年间"]
+    # The question's own year is not an answer; other Chinese questions have no candidates.
+    assert [s.text for s in candidate_spans("1970年前只剩下150头。", "1970年前克什米尔马鹿只剩下多少头？")] == ["150头"]
+    assert candidate_spans(case, "毒马案对香港赛马事业产生了什么影响？") == []
