@@ -127,14 +127,14 @@ def chinese_candidates(sentence: str, question: str) -> list[Span]:
     """For a Chinese question asking for a number (多少, 几) or a date (什么时候, 哪年): the
     numbers and dates of sentence that the question does not hold, with the unit after a number
     (the one the question names after 多少/几, else one character: 头, 人, 座), nearest the
-    question's words first.
-    Other Chinese questions have no candidates (their answers are mostly clauses)."""
+    question's words first. Other Chinese questions have no candidates (their answers are
+    mostly clauses)."""
     kind = answer_type(question)
     if kind not in ("number", "date"):
         return []
     named = re.search(r"(?:多少|几)([\u4e00-\u9fff]{1,2})", question)
     unit = next((named.group(1)[:n] for n in (2, 1) if named and named.group(1)[:n] in sentence), "")
-    out = []
+    out: list[Span] = []
     asked = set(question)
     anchors = [i for i, ch in enumerate(sentence) if ch in asked and not ch.isspace()]
     for m in _CHINESE_QUANTITY.finditer(sentence):
