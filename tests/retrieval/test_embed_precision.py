@@ -30,3 +30,15 @@ def test_bfloat16_minilm_vectors_match_float32() -> None:
     assert b.dtype == np.float32 and np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
     assert (a * b).sum(axis=1).min() > 0.999
     assert (a @ b.T).argmax(axis=1).tolist() == [0, 1, 2, 3]
+
+
+@pytest.mark.slow
+def test_batches_are_padded_to_16_tokens_without_changing_vectors() -> None:
+    embedder = make_embedder(MINILM_ID, "float32")
+    texts = ["Short.", "A somewhat longer sentence about the annual leave policy of the company.",
+             "The pump filter must be replaced every month, or sooner when the pressure drops below two bar."]
+    features = embedder._model.tokenize(texts)  # type: ignore[attr-defined]
+    assert features["input_ids"].shape[1] % 16 == 0
+    together = embedder.embed(texts)
+    alone = np.concatenate([embedder.embed([t]) for t in texts])
+    assert (together * alone).sum(axis=1).min() > 0.9999
