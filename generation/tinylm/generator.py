@@ -138,7 +138,7 @@ class TinyLMGenerator:
         ends = {passage.char_range(0, j)[1]: j for j, ok in enumerate(passage.word_ends()) if ok and j > 0}
         marker = self.tokenizer.markers[passage.hit]
         options = []
-        for span in candidate_spans(text, question):
+        for span in candidate_spans(text, question, embedder=self.embedder):
             first, last = starts.get(base + span.start), ends.get(base + span.end)
             if first is not None and last is not None and first < last <= first + self.cfg.max_answer_tokens:
                 options.append([*passage.tokens[first:last], marker])

@@ -81,3 +81,28 @@ def test_chinese_number_and_date_questions_get_quantities_with_their_unit() -> N
     # The question's own year is not an answer; other Chinese questions have no candidates.
     assert [s.text for s in candidate_spans("1970年前只剩下150头。", "1970年前克什米尔马鹿只剩下多少头？")] == ["150头"]
     assert candidate_spans(case, "毒马案对香港赛马事业产生了什么影响？") == []
+
+
+class _KeywordEmbedder:
+    """Texts naming "priest" point one way, all others another: the question with "an Orthodox
+    priest" in place of "what" is then the one statement that reads like the sentence."""
+
+    model_id, dim, languages = "test/keyword", 2, ("en",)
+
+    def embed(self, texts, show_progress=False):  # type: ignore[no-untyped-def]
+        import numpy as np
+
+        return np.array([[1.0, 0.0] if "priest" in t else [0.0, 1.0] for t in texts], np.float32)
+
+
+def test_the_statement_gain_prefers_the_candidate_that_turns_the_question_into_the_sentence() -> None:
+    from citekb.generation.spans import scored_candidates, statement_gains
+
+    question = "What was Milutin Tesla?"
+    plain = candidate_spans(TESLA, question)
+    assert "priest" not in plain[0].text  # by shape alone another candidate comes first
+    informed = candidate_spans(TESLA, question, embedder=_KeywordEmbedder())
+    assert "priest" in informed[0].text
+    assert statement_gains(_KeywordEmbedder(), TESLA, question, ["an Orthodox priest", "Smiljan"]) == [1.0, 0.0]
+    # Without an embedder the gain is 0 and the score is the shape score alone.
+    assert all(features[-1] == 0.0 for _, features in scored_candidates(TESLA, question))

@@ -192,3 +192,26 @@ def test_answer_spans_are_candidate_spans_of_the_chooser_best_sentence(trained: 
             assert quote == checkpoint.tokenizer.decode(tokens).strip()
         quoted += 1
     assert quoted >= 4
+
+
+def test_the_embedder_scores_the_answer_spans_too(trained: TrainReport, sample_kb: KnowledgeBase) -> None:
+    """With an embedder the quote's candidates are ordered with their statement gain
+    (generation/spans.py), the same embedder that ranks the evidence sentences."""
+    from fakes import HashEmbedder
+
+    embedder = HashEmbedder()
+    checkpoint = load_checkpoint(trained.out_dir)
+    generator = TinyLMGenerator(checkpoint, TinyLLMConfig(model_dir=trained.out_dir), embedder=embedder)
+    compared = 0
+    for question in [q for q in QUESTIONS if query_language(q) == "en"][:12]:
+        hits = sample_kb.search(question, k=3)
+        passage = evidence(checkpoint.tokenizer, [h.chunk for h in hits[:3]], question, count=3, sentence_tokens=48,
+                           embedder=embedder, hit_scores=[h.score for h in hits[:3]])[0]
+        text = passage.chunk.text[passage.offsets[0][0]:passage.offsets[-1][1]]
+        options = generator.span_options(question, passage)
+        with_gain = candidate_spans(text, question, embedder=embedder)
+        if not options or len(with_gain) < 2:
+            continue
+        assert checkpoint.tokenizer.decode(options[0][:-1]).strip() == with_gain[0].text
+        compared += 1
+    assert compared >= 3
