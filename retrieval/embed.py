@@ -66,8 +66,9 @@ class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from a local directory, never from the hub."""
 
     # Batches of 32: sentence-transformers sorts texts by length, and on 2 cores the 2,340
-    # sentences of ../shared/data/qa embed in 17-18 s at 32 (16 and 8: within noise of that),
-    # 22.2 s at 64, 25.4 s at 128 (docs/benchmarks.md, ingest throughput).
+    # sentences of ../shared/data/qa embed in float32 in 17-18 s at 32 (16 and 8: within noise of
+    # that), 22.2 s at 64, 25.4 s at 128; in bfloat16 64 and 128 were no better than 32 either
+    # (docs/benchmarks.md, ingest throughput).
     def __init__(self, model_dir: Path, model_id: str, languages: tuple[str, ...] = ("en",), batch_size: int = 32,
                  precision: Precision = "auto") -> None:
         if not (model_dir / "config.json").is_file():
@@ -80,8 +81,7 @@ class SentenceTransformerEmbedder:
             self._model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
         except Exception as exc:  # a damaged directory raises anything from OSError to safetensors errors
             raise ModelError(f"cannot load embedding model from {model_dir}: {exc}") from exc
-        self.dtype = torch_dtype(precision)
-        self._model.to(self.dtype)
+        self._model.to(torch_dtype(precision))
         # Batches padded to a multiple of 16 tokens: fewer distinct shapes, each of which costs
         # the CPU's matrix library a kernel to prepare; 7% off a fresh ingest of
         # ../shared/data/qa. Padding is masked, so the vectors change only by rounding.

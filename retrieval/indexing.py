@@ -57,13 +57,13 @@ def prepare(chunks: Sequence[Chunk], embedder: Embedder) -> ChunkRows:
         texts = dense_units(c)
         units.extend(texts)
         owners.extend([i] * len(texts))
-    # The keyword analysis (Python, ~10% of an ingest) runs while the model embeds (torch, which
-    # lets go of the GIL), not after it.
     # A sentence in the overlap of two chunks is embedded once (6% of the units of ../shared/data/qa).
     distinct = list(dict.fromkeys(units))
-    where = {text: row for row, text in enumerate(distinct)}
+    row_of = {text: row for row, text in enumerate(distinct)}
+    # The keyword analysis (Python, ~10% of an ingest) runs while the model embeds (torch, which
+    # lets go of the GIL), not after it.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="citekb-prepare") as pool:
-        vectors = pool.submit(embedder.embed, distinct)
+        embedding = pool.submit(embedder.embed, distinct)
         terms = [analyze(index_text(c)) for c in chunks]
-        rows = vectors.result()[[where[text] for text in units]] if len(distinct) < len(units) else vectors.result()
-        return ChunkRows(vectors=rows, owners=np.asarray(owners, np.int64), terms=terms)
+        vectors = embedding.result()
+    return ChunkRows(vectors=vectors[[row_of[text] for text in units]], owners=np.asarray(owners, np.int64), terms=terms)
