@@ -12,8 +12,10 @@ words. For a typed question only runs holding a word of the type are kept (cut d
 group when the run is long). Candidates come best first by a heuristic score: a weighted sum
 (SPAN_WEIGHTS) of shape features such as the distance to the question's words in the sentence,
 the length, a capital, a determiner or a word like "called" or "as" just before, an adverb or a
-participle at the end. A Chinese question gets candidates only when it asks for a number or a
-date (chinese_candidates); its other answers are mostly whole clauses."""
+participle at the end. A Chinese question asking for a number or a date gets the sentence's
+numbers and dates with their unit (chinese_candidates); any other Chinese question gets the text
+that stands where its question word stands, between the question's words before it and after it
+(chinese_aligned)."""
 
 from __future__ import annotations
 
@@ -133,7 +135,7 @@ def chinese_candidates(sentence: str, question: str) -> list[Span]:
     mostly clauses)."""
     kind = answer_type(question)
     if kind not in ("number", "date"):
-        return []
+        return chinese_aligned(sentence, question)
     named = re.search(r"(?:多少|几)([\u4e00-\u9fff]{1,2})", question)
     unit = next((named.group(1)[:n] for n in (2, 1) if named and named.group(1)[:n] in sentence), "")
     out: list[Span] = []
@@ -289,3 +291,64 @@ def _trim(a: int, b: int, function: list[bool]) -> tuple[int, int]:
     while b > a and function[b - 1]:
         b -= 1
     return a, b
+
+
+# The question word of a Chinese question, and what may follow it at the end ("呢", "？").
+_CHINESE_ASK = re.compile(r"为什么|为何|什么样的?|什么|哪一?些|哪一?个|哪里|哪儿|哪|谁|怎么样|怎样|怎么|如何|啥")
+_CHINESE_END = re.compile(r"[呢呀吗啊吧]?[\s？?。！!]*$")
+_CHINESE_CLAUSE_END = frozenset("，。；！？,;!?：:")
+_CHINESE_TRIM = " ，,、：:（）()“”\"'「」为是了的"
+
+
+def chinese_aligned(sentence: str, question: str, max_chars: int = 48) -> list[Span]:
+    """The text of sentence that stands where the question has its question word: after the
+    longest ending of the words before it ("卫视卡式台是一条以" ... "以华语") and up to the longest
+    run of the words after it ("语言广播的电影频道" ... "广播"), or up to the clause's end when
+    the question ends there ("班杰的本名叫什么" → "本名王宏文，" → "王宏文"). The last character or
+    two before the question word ("叫", "为") and the word that names the answer's kind after it
+    ("语言") may be missing from the sentence. Best anchored first; none when no two characters
+    before the question word are in sentence."""
+    ask = _CHINESE_ASK.search(question)
+    if ask is None:
+        return []
+    left = question[: ask.start()]
+    right = _CHINESE_END.sub("", question[ask.end():])
+    starts: dict[int, float] = {}  # where an answer may start -> how well anchored
+    for skip in range(min(3, len(left) - 1)):
+        if skip and re.sub(r"[《》“”「」\"]", "", left[: len(left) - skip]) in sentence:
+            continue  # all the question has before "在哪里" is its subject: what follows that is anything
+        for n in range(min(len(left) - skip, 16), 1, -1):  # one character is too common to anchor on
+            anchor = left[len(left) - skip - n: len(left) - skip]
+            for found in re.finditer(re.escape(anchor), sentence):
+                if skip and found.start() <= 1:
+                    continue  # the sentence's subject, as above
+                starts[found.end()] = max(starts.get(found.end(), 0.0), n - skip)
+            if anchor in sentence:
+                break
+    spans: dict[tuple[int, int], float] = {}
+    for start, anchored in starts.items():
+        end, bonus = _clause_end(sentence, start, max_chars), 0.0
+        for skip in range(min(4, len(right))):
+            for m in range(min(len(right) - skip, 16), 1, -1):
+                at = sentence.find(right[skip: skip + m], start + 1, end + m)
+                if at > start and m - skip > bonus:
+                    end, bonus = at, m - skip
+                    break
+        raw = sentence[start:end]
+        text = raw.strip(_CHINESE_TRIM)
+        if len(text) < 2 and end < len(sentence) and not bonus:  # "定义为：" → the clause after it
+            raw = sentence[start:_clause_end(sentence, end + 1, max_chars)]
+            text = raw.strip(_CHINESE_TRIM)
+        if text and not set(text) <= set(question):
+            first = start + raw.index(text)
+            key = (first, first + len(text))
+            spans[key] = max(spans.get(key, -1.0), anchored + bonus - len(text) / max_chars)
+    return [Span(a, b, sentence[a:b], score) for (a, b), score in sorted(spans.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def _clause_end(sentence: str, start: int, max_chars: int) -> int:
+    """Where the clause that start is in ends (at most max_chars on)."""
+    for i in range(start, min(len(sentence), start + max_chars)):
+        if sentence[i] in _CHINESE_CLAUSE_END:
+            return i
+    return min(len(sentence), start + max_chars)

@@ -222,13 +222,23 @@ def test_confidences_are_a_softmax_and_min_confidence_abstains() -> None:
     question = "Which office approves travel requests?"
     a = _plain("a", "The finance office approves travel requests.", 1)
     b = _plain("b", "The travel office approves travel requests.", 2)
-    ranked = rank_sentences(question, [a, b], hit_scores=[1.0, 0.95])
+    embedder = HashEmbedder()
+    ranked = rank_sentences(question, [a, b], embedder, hit_scores=[1.0, 0.95])
     assert sum(r.confidence for r in ranked) == pytest.approx(1.0)
     assert ranked[0].confidence < 0.9
     hits = [hit(a, 1.0), hit(b, 0.95)]
-    assert ExtractiveGenerator(ExtractiveConfig(min_confidence=0.0)).answer(question, hits).grounded
-    unsure = ExtractiveGenerator(ExtractiveConfig(min_confidence=0.9)).answer(question, hits)
+    assert ExtractiveGenerator(ExtractiveConfig(min_confidence=0.0), embedder).answer(question, hits).grounded
+    unsure = ExtractiveGenerator(ExtractiveConfig(min_confidence=0.9), embedder).answer(question, hits)
     assert not unsure.grounded and unsure.text == NOT_FOUND and unsure.citations == ()
+    # The confidence is fitted with the embedder's cosines: without them (no embedder, or a
+    # question in a language it does not read) terms alone decide.
+    assert ExtractiveGenerator(ExtractiveConfig(min_confidence=0.9)).answer(question, hits).grounded
+    english_only = HashEmbedder(languages=("en",))
+    zh_question = "哪个办公室批准差旅申请？"
+    zh_hits = [hit(_plain("c", "财务办公室批准差旅申请。", 1), 1.0), hit(_plain("d", "差旅办公室批准差旅申请。", 2), 0.95)]
+    assert rank_sentences(zh_question, [h.chunk for h in zh_hits], english_only)[0].confidence < 0.9
+    assert ExtractiveGenerator(ExtractiveConfig(min_confidence=0.9), english_only).answer(zh_question, zh_hits).grounded
+    assert not ExtractiveGenerator(ExtractiveConfig(min_confidence=0.9), HashEmbedder()).answer(zh_question, zh_hits).grounded
     with pytest.raises(ConfigError, match="min_confidence"):
         ExtractiveConfig(min_confidence=1.0)
 

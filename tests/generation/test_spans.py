@@ -80,7 +80,28 @@ def test_chinese_number_and_date_questions_get_quantities_with_their_unit() -> N
     assert [s.text for s in candidate_spans(case, "毒马案发生在什么时候？")] == ["1969年至1970年间"]
     # The question's own year is not an answer; other Chinese questions have no candidates.
     assert [s.text for s in candidate_spans("1970年前只剩下150头。", "1970年前克什米尔马鹿只剩下多少头？")] == ["150头"]
+    # Other questions get the text standing where their question word stands; none here.
     assert candidate_spans(case, "毒马案对香港赛马事业产生了什么影响？") == []
+
+
+@pytest.mark.parametrize(("sentence", "question", "answer"), [
+    # Between the words before the question word and the words after it.
+    ("蓝湾电台是一家以粤语广播的社区电台，成立于2001年。", "蓝湾电台是一家以什么语言广播的社区电台？", "粤语"),
+    # Up to the clause's end when the question ends with its question word; "叫" is not in the sentence.
+    ("林默，本名陈思远，是一名插画家。", "林默的本名叫什么？", "陈思远"),
+    # Quotation marks and a leading "为" are not part of the answer.
+    ("这种点心，原名“桂花酥”，也称“白云酥”。", "这种点心原名是什么？", "桂花酥"),
+    ("研究组把这一类定义为：体长不足一米的夜行鸟类。", "这一类的定义是什么？", "体长不足一米的夜行鸟类"),
+])
+def test_chinese_questions_get_the_text_where_their_question_word_stands(sentence: str, question: str, answer: str) -> None:
+    assert candidate_spans(sentence, question)[0].text == answer
+
+
+def test_a_chinese_subject_alone_does_not_anchor_an_answer() -> None:
+    """ "X在哪里": all that comes before the question word is the subject, and what follows the
+    subject in the sentence is not where the place is."""
+    sentence = "青石桥（Qingshi Bridge）是一座石拱桥，位于城东运河之上。"
+    assert candidate_spans(sentence, "青石桥在哪里？") == []
 
 
 class _KeywordEmbedder:
