@@ -30,11 +30,10 @@ from citekb.ingest.config import ChunkingConfig
 from citekb.ingest.document import Block, Document, Locator
 from citekb.ingest.errors import ConfigError
 from citekb.ingest.ids import doc_id_for_bytes
-from citekb.retrieval.analyze import analyze
 from citekb.retrieval.config import RetrievalConfig
 from citekb.retrieval.embed import Embedder
 from citekb.retrieval.hit import Hit
-from citekb.retrieval.indexing import ChunkRows, index_text
+from citekb.retrieval.indexing import ChunkRows, prepare
 from citekb.retrieval.indexing import dense_units as unit_texts
 from citekb.retrieval.rerank import Reranker
 from citekb.retrieval.search import HybridSearcher
@@ -341,10 +340,7 @@ def build_snapshot(documents: Iterable[Document], embedder: Embedder, cfg: Chunk
     snapshot = Snapshot(model_id=embedder.model_id, dim=embedder.dim)
     chunked = [(d, c) for d in documents if (c := chunk(d, cfg or ChunkingConfig()))]
     everything = [c for _, cs in chunked for c in cs]
-    units = [unit_texts(c) if dense_units == "sentence" else [c.text] for c in everything]
-    rows = ChunkRows(vectors=embedder.embed([t for ts in units for t in ts], show_progress=show_progress),
-                     owners=np.repeat(np.arange(len(everything), dtype=np.int64), [len(ts) for ts in units]),
-                     terms=[analyze(index_text(c)) for c in everything])
+    rows = prepare(everything, embedder, unit_texts if dense_units == "sentence" else lambda c: [c.text], show_progress)
     first_vector = np.searchsorted(rows.owners, np.arange(len(everything) + 1))
     start = 0
     for document, chunks in chunked:

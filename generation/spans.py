@@ -211,13 +211,16 @@ def scored_candidates(sentence: str, question: str, max_words: int = 8, weights:
         pieces |= groups
         pieces = {(a, b) for a, b in pieces if any(typed[a:b])}
     anchors = [i for i, q in enumerate(in_question) if q]
+    head = _wh_head(question)
+    heads = [bool(head) and _same_word(m.group(), head) for m in words]
     maximal = {_trim(a, b, function) for a, b in runs}
     kept = sorted((a, b) for a, b in pieces if a < b and b - a <= max_words)
     texts = [sentence[words[a].start():words[b - 1].end()] for a, b in kept]
     gains = statement_gains(embedder, sentence, question, texts) if embedder is not None and len(kept) > 1 else [0.0] * len(kept)
     out: list[tuple[Span, tuple[float, ...]]] = []
     for (a, b), text, gain in zip(kept, texts, gains):
-        features = (*_features(words, a, b, anchors, in_question, typed, (a, b) in maximal), gain)
+        features = (*_features(words, a, b, anchors, in_question, typed, (a, b) in maximal), gain,
+                    *_alignment(a, b, in_question, heads))
         score = sum(w * f for w, f in zip(weights, features))
         out.append((Span(words[a].start(), words[b - 1].end(), text, score), features))
     out.sort(key=lambda pair: (-pair[0].score, pair[0].start))
@@ -245,14 +248,15 @@ def statement_gains(embedder: Embedder, sentence: str, question: str, candidates
 _DETERMINERS = frozenset("the a an its their his her this these those our your each every".split())
 # Words after which an answer often follows: "is called X", "known as X", "such as X".
 _TRIGGERS = frozenset("called named as include includes including included is are was were such known termed than by".split())
-# Weights of _features, fitted (a softmax over each question's candidates, trained to put its
-# mass on the candidates of best answer F1) on the even-numbered English questions of
-# ../shared/data/qa, the chosen sentence being the extractive chooser's.
-# The last is the statement gain (statement_gains; 0 without an embedder), fitted with the rest:
-# with MiniLM it lifts the held-out odd-numbered questions' F1 of the first candidate from 0.308
-# to 0.341 (docs/benchmarks.md, "answer-shaped spans").
-SPAN_WEIGHTS = (-1.259, 0.154, 0.313, 0.118, 0.0, 0.819, -0.577, 0.487, 0.177, 0.188, 0.612, 0.275, -0.228, -0.114,
-                -0.881, -0.847, 0.079, -0.585, 3.725)
+# Weights of the features (_features, the statement gain, then _alignment), fitted (a softmax
+# over each question's candidates, trained to put its mass on the candidates of best answer F1,
+# L2 1e-3) on the even-numbered English questions of ../shared/data/qa, the chosen sentence
+# being the extractive chooser's. On the held-out odd-numbered ones the statement gain
+# (statement_gains; 0 without an embedder) lifted the F1 of the first candidate from 0.308 to
+# 0.341, the three alignment features from 0.342 to 0.357 (docs/benchmarks.md, "answer-shaped
+# spans").
+SPAN_WEIGHTS = (-1.053, 0.154, 0.302, 0.076, 0.0, 0.786, -0.778, 0.388, -0.153, -0.263, 0.583, 0.361, -0.157, 0.02,
+                -0.975, -0.776, 0.207, -0.532, 3.868, 0.712, 0.571, 1.888)
 
 
 def _features(words: list[re.Match[str]], a: int, b: int, anchors: list[int], in_question: list[bool],
@@ -282,6 +286,33 @@ def _features(words: list[re.Match[str]], a: int, b: int, anchors: list[int], in
         float(last.islower() and last.endswith("ed")),
         float(any(words[i].group().endswith("ing") for i in range(a, b))),
         float(length >= 4),
+    )
+
+
+# "what tribes", "which type of revolution": the noun the question word asks about.
+_WH_HEAD = re.compile(r"\b(?:what|which)\s+(?:(?:kind|type|sort|form|part|name)\s+of\s+)?([a-z]+)", re.IGNORECASE)
+_NOT_HEADS = frozenset("is are was were do does did has have had can could will would should may might must be been".split())
+
+
+def _wh_head(question: str) -> str:
+    m = _WH_HEAD.search(question)
+    return m.group(1).casefold() if m and m.group(1).casefold() not in _NOT_HEADS else ""
+
+
+def _same_word(word: str, head: str) -> bool:
+    w = word.casefold()
+    return w == head or w.rstrip("s") == head.rstrip("s")
+
+
+def _alignment(a: int, b: int, in_question: list[bool], heads: list[bool]) -> tuple[float, ...]:
+    """How the question's words frame words[a:b]: two of them just before it or just after it
+    ("restrict shipments of | coal"), and the noun the question word asks about right after or
+    before it ("Pictish | tribes" for "What tribes ...?")."""
+    n = len(in_question)
+    return (
+        float(a > 1 and in_question[a - 1] and in_question[a - 2]),
+        float(b + 1 < n and in_question[b] and in_question[b + 1]),
+        float(b < n and heads[b] or a > 0 and heads[a - 1]),
     )
 
 

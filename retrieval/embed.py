@@ -65,12 +65,13 @@ def minilm_path() -> Path:
 class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from a local directory, never from the hub."""
 
-    # Batches of 32: sentence-transformers sorts texts by length, and on 2 cores the 2,340
-    # sentences of ../shared/data/qa embed in float32 in 17-18 s at 32 (16 and 8: within noise of
-    # that), 22.2 s at 64, 25.4 s at 128; in bfloat16 64 and 128 were no better than 32 either
-    # (docs/benchmarks.md, ingest throughput).
-    def __init__(self, model_dir: Path, model_id: str, languages: tuple[str, ...] = ("en",), batch_size: int = 32,
-                 precision: Precision = "auto") -> None:
+    # Batches of texts of about as many tokens, at most batch_size texts and batch_tokens token
+    # slots (texts x the longest one's tokens), unpadded beyond their longest text. On 2 AMD EPYC
+    # cores (bfloat16), the 2,207 distinct units of ../shared/data/qa in calls of 200, as an
+    # ingest embeds a file at a time: 10.8-11.9 s, against 15.0 s in batches of 32 and 17-18 s in
+    # sentence-transformers' own order (docs/benchmarks.md, ingest throughput).
+    def __init__(self, model_dir: Path, model_id: str, languages: tuple[str, ...] = ("en",), batch_size: int = 128,
+                 batch_tokens: int = 2048, precision: Precision = "auto") -> None:
         if not (model_dir / "config.json").is_file():
             raise ModelError(f"no embedding model in {model_dir}: expected a local sentence-transformers directory")
         # Offline by design: a hub lookup would hang or fail late on machines without internet.
@@ -82,13 +83,6 @@ class SentenceTransformerEmbedder:
         except Exception as exc:  # a damaged directory raises anything from OSError to safetensors errors
             raise ModelError(f"cannot load embedding model from {model_dir}: {exc}") from exc
         self._model.to(torch_dtype(precision))
-        # Batches padded to a multiple of 16 tokens: fewer distinct shapes, each of which costs
-        # the CPU's matrix library a kernel to prepare; 7% off a fresh ingest of
-        # ../shared/data/qa. Padding is masked, so the vectors change only by rounding.
-        first = self._model[0]
-        if isinstance(getattr(first, "processing_kwargs", None), dict):  # sentence-transformers >= 6
-            text = {**first.processing_kwargs.get("text", {}), "pad_to_multiple_of": 16}
-            first.processing_kwargs = {**first.processing_kwargs, "text": text}
         self.model_id = model_id
         dim = self._model.get_embedding_dimension()
         if dim is None:
@@ -96,6 +90,7 @@ class SentenceTransformerEmbedder:
         self.dim = int(dim)
         self.languages = languages
         self._batch_size = batch_size
+        self._batch_tokens = batch_tokens
         # Every call runs on this one thread. torch's OpenMP pool belongs to the thread that
         # calls it: from a server's many worker threads each call would start (and keep) a pool
         # of its own, and 5% of searches took 20x longer than the rest.
@@ -107,13 +102,29 @@ class SentenceTransformerEmbedder:
         return self._thread.submit(self._encode, list(texts), show_progress).result()
 
     def _encode(self, texts: list[str], show_progress: bool) -> NDArray[np.float32]:
-        vectors = self._model.encode(
-            texts, batch_size=self._batch_size, convert_to_tensor=True, show_progress_bar=show_progress,
-        )
+        from tqdm import tqdm
+
+        # Batches of texts of about the same number of tokens. sentence-transformers sorts by
+        # characters, and a Chinese sentence has about four times the tokens of an English one
+        # of as many characters: on ../shared/data/qa its batches of 32 held 180k token slots for
+        # 98k tokens, these 104k.
+        ids = self._model.tokenizer(texts, truncation=True, max_length=self._model.max_seq_length)["input_ids"]
+        order = sorted(range(len(texts)), key=lambda i: -len(ids[i]))
+        vectors = np.empty((len(texts), self.dim), np.float32)
+        batches: list[list[int]] = []
+        for i in order:  # longest first: a batch's first text sets its padded length
+            if batches and len(batches[-1]) < self._batch_size \
+                    and (len(batches[-1]) + 1) * len(ids[batches[-1][0]]) <= self._batch_tokens:
+                batches[-1].append(i)
+            else:
+                batches.append([i])
+        for rows in tqdm(batches, desc="embed", unit="batch", disable=not show_progress, leave=False):
+            batch = self._model.encode([texts[i] for i in rows], batch_size=len(rows), convert_to_tensor=True,
+                                       show_progress_bar=False)
+            vectors[rows] = batch.float().numpy()
         # Normalised in float32: a bfloat16 vector's length is 1 only to about 3 digits.
-        vectors = vectors.float().numpy()
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        return vectors
 
 
 USE_MULTILINGUAL_ID = "google/universal-sentence-encoder-multilingual-3"

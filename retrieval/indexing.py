@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 from citekb.ingest.document import Chunk
 from citekb.ingest.sentences import split_sentences
 
-from .analyze import analyze
+from .analyze import analyze, query_language
 from .embed import Embedder
 
 
@@ -50,11 +50,18 @@ class ChunkRows:
     terms: list[list[str]]
 
 
-def prepare(chunks: Sequence[Chunk], embedder: Embedder) -> ChunkRows:
+def prepare(chunks: Sequence[Chunk], embedder: Embedder, units_of: Callable[[Chunk], list[str]] = dense_units,
+            show_progress: bool = False) -> ChunkRows:
+    """The rows of chunks: a vector for each of their dense units (units_of) in a language the
+    embedder reads, and their keyword terms. A unit in another language gets no vector: MiniLM
+    reads Chinese as unknown tokens (page hit@1 0.18 on the Chinese questions of
+    ../shared/data/qa, where dense search is off for Chinese queries), so its vectors would only
+    add noise to English queries' dense candidates, and they were 32% of the tokens embedded
+    there. Keyword search finds such chunks, as it does for Chinese queries."""
     units: list[str] = []
     owners: list[int] = []
     for i, c in enumerate(chunks):
-        texts = dense_units(c)
+        texts = [u for u in units_of(c) if query_language(u) in embedder.languages]
         units.extend(texts)
         owners.extend([i] * len(texts))
     # A sentence in the overlap of two chunks is embedded once (6% of the units of ../shared/data/qa).
@@ -63,7 +70,7 @@ def prepare(chunks: Sequence[Chunk], embedder: Embedder) -> ChunkRows:
     # The keyword analysis (Python, ~10% of an ingest) runs while the model embeds (torch, which
     # lets go of the GIL), not after it.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="citekb-prepare") as pool:
-        embedding = pool.submit(embedder.embed, distinct)
+        embedding = pool.submit(embedder.embed, distinct, show_progress)
         terms = [analyze(index_text(c)) for c in chunks]
         vectors = embedding.result()
     return ChunkRows(vectors=vectors[[row_of[text] for text in units]], owners=np.asarray(owners, np.int64), terms=terms)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from citekb.generation.spans import answer_type, candidate_spans, holds_type
+from citekb.generation.spans import answer_type, candidate_spans, holds_type, scored_candidates
 from citekb.retrieval.analyze import analyze
 
 TESLA = "Tesla was born on 10 July 1856 in Smiljan, in the Austrian Empire, to Milutin Tesla, an Orthodox priest."
@@ -127,3 +127,14 @@ def test_the_statement_gain_prefers_the_candidate_that_turns_the_question_into_t
     assert statement_gains(_KeywordEmbedder(), TESLA, question, ["an Orthodox priest", "Smiljan"]) == [1.0, 0.0]
     # Without an embedder the gain is 0 and the score is the shape score alone.
     assert all(features[-1] == 0.0 for _, features in scored_candidates(TESLA, question))
+
+
+def test_alignment_features_mark_question_words_framing_a_candidate() -> None:
+    """The last three features: two question words just before the candidate, two just after it,
+    and the noun the question word asks about next to it ("Pictish | tribes" for "What tribes")."""
+    sentence = "The Romans built a wall because they feared the Pictish tribes of the north."
+    features = {span.text: f[-3:] for span, f in scored_candidates(sentence, "What tribes did the Romans fear?")}
+    assert features["Pictish"][2] == 1.0 and features["north"][2] == 0.0
+    shipped = "In 1530 a royal act restricted shipments of coal from Tyneside."
+    features = {span.text: f[-3:] for span, f in scored_candidates(shipped, "What did a 1530 royal act restrict shipments of?")}
+    assert features["coal"][0] == 1.0 and features["Tyneside"][0] == 0.0

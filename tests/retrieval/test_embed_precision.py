@@ -33,12 +33,30 @@ def test_bfloat16_minilm_vectors_match_float32() -> None:
 
 
 @pytest.mark.slow
-def test_batches_are_padded_to_16_tokens_without_changing_vectors() -> None:
+def test_batches_hold_texts_of_about_as_many_tokens_without_changing_vectors() -> None:
+    """Texts go to the model longest first in batches within the token budget: a Chinese
+    sentence (a token per character) is not batched with English ones of as many characters,
+    and each vector is what the text gets embedded alone, in the order given."""
     embedder = make_embedder(MINILM_ID, "float32")
-    texts = ["Short.", "A somewhat longer sentence about the annual leave policy of the company.",
-             "The pump filter must be replaced every month, or sooner when the pressure drops below two bar."]
-    features = embedder._model.tokenize(texts)  # type: ignore[attr-defined]
-    assert features["input_ids"].shape[1] % 16 == 0
+    embedder._batch_size, embedder._batch_tokens = 4, 64  # type: ignore[attr-defined]
+    texts = ["Short.", "由于降雨量大，该地区的河流在夏季经常泛滥，居民必须提前撤离到安全的地方。",
+             "A somewhat longer sentence about the annual leave policy of the company.",
+             "The pump filter must be replaced every month, or sooner when the pressure drops below two bar.",
+             "Ok.", "Leave is 27 days."]
+    sizes: list[int] = []
+    lengths: list[list[int]] = []
+    encode = embedder._model.encode  # type: ignore[attr-defined]
+
+    def recording(batch, **kwargs):  # type: ignore[no-untyped-def]
+        sizes.append(len(batch))
+        lengths.append([len(embedder._model.tokenizer(t)["input_ids"]) for t in batch])  # type: ignore[attr-defined]
+        return encode(batch, **kwargs)
+
+    embedder._model.encode = recording  # type: ignore[attr-defined]
     together = embedder.embed(texts)
-    alone = np.concatenate([embedder.embed([t]) for t in texts])
+    firsts = [batch[0] for batch in lengths]
+    assert firsts == sorted(firsts, reverse=True)  # longest first
+    assert all(len(batch) * batch[0] <= 64 or len(batch) == 1 for batch in lengths) and max(sizes) <= 4
+    alone = np.concatenate([encode([t], convert_to_tensor=True).float().numpy() for t in texts])
+    alone /= np.linalg.norm(alone, axis=1, keepdims=True)
     assert (together * alone).sum(axis=1).min() > 0.9999

@@ -243,3 +243,19 @@ def test_prepare_embeds_a_sentence_shared_by_two_chunks_once() -> None:
     assert rows.owners.tolist() == [0, 0, 1, 1]
     assert np.array_equal(rows.vectors, HashEmbedder().embed(units))
     assert rows.terms == [analyze(c.text) for c in chunks]
+
+
+def test_prepare_embeds_no_unit_in_a_language_the_embedder_does_not_read() -> None:
+    """A Chinese sentence gets no vector from an English-only embedder (its chunk is still found
+    by keywords); an embedder that reads Chinese gets every unit."""
+    from citekb.ingest.document import Chunk, Locator, Span
+
+    text = "Leave is 27 days. 年假为二十七天。"
+    chunks = [Chunk(chunk_id="d:0", text=text, locator=Locator(doc_id="d", source="d.md", title="D"),
+                    spans=(Span(0, len(text), None, None, None),))]
+    english = prepare(chunks, HashEmbedder(languages=("en",)))
+    assert len(english.vectors) == 1 and english.owners.tolist() == [0]
+    assert np.array_equal(english.vectors, HashEmbedder().embed(["Leave is 27 days."]))
+    assert english.terms == [analyze(text)]
+    both = prepare(chunks, HashEmbedder())
+    assert len(both.vectors) == 2 and both.owners.tolist() == [0, 0]
