@@ -428,7 +428,9 @@ class MilvusSearcher(HybridSearcher):
             params = {"metric_type": "IP", "params": {"ef": max(store.cfg.hnsw_ef, n)} if store.cfg.dense_index == "HNSW" else {}}
             found = store.client.search(store.chunks_name, data=[vector.tolist()], anns_field="dense", limit=n, filter=expr,
                                         search_params=params)[0]
-            legs["dense"] = [(ids.setdefault(_hit_id(h), len(ids)), float(h["distance"])) for h in found]
+            # A chunk with none of its text in a language the embedder reads holds the zero
+            # vector (_mean_vectors), whose inner product with any query is exactly 0: no candidate.
+            legs["dense"] = [(ids.setdefault(_hit_id(h), len(ids)), float(h["distance"])) for h in found if h["distance"]]
         per_leg = {name: dict(results) for name, results in legs.items()}
         fused = fuse_rrf(legs, weights, self.cfg.rrf_k) if self.cfg.fusion == "rrf" else fuse_scores(legs, weights)
         keep = fused[: max(self.cfg.rerank.top_n, k) if self.reranker is not None else k]

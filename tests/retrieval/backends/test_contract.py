@@ -50,6 +50,25 @@ def test_ingest_then_search_finds_the_passage_with_its_location(backend: str, tm
     assert set(pump.scores) >= {"fused", "bm25", "dense"}
 
 
+def test_text_the_embedder_cannot_read_is_found_by_keywords(backend: str, tmp_path: Path) -> None:
+    """An English-only embedder gives a Chinese document no vectors: keyword search finds it for
+    a Chinese query, and English queries search the rest as before."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "leave.md").write_text("# Leave\n\nEmployees receive 27 days of paid annual leave.\n", encoding="utf-8")
+    (folder / "pump.md").write_text("# 水泵\n\n存放水泵之前必须排干泵壳里的水。\n", encoding="utf-8")
+    # (Enough documents for a term in one of them to weigh something in BM25.)
+    (folder / "travel.md").write_text("# Travel\n\nBook flights through the travel desk.\n", encoding="utf-8")
+    (folder / "laptops.md").write_text("# Laptops\n\nLaptops use full disk encryption.\n", encoding="utf-8")
+    kb = make_kb(backend, tmp_path, languages=("en",))
+    assert not kb.ingest([folder]).failed
+    chinese = kb.search("水泵存放", k=2)
+    assert chinese[0].chunk.locator.source == "pump.md" and "dense" not in chinese[0].scores
+    english = kb.search("paid annual leave days", k=2)
+    assert english[0].chunk.locator.source == "leave.md" and "dense" in english[0].scores
+    assert all("dense" not in h.scores for h in english if h.chunk.locator.source == "pump.md")
+
+
 def test_keyword_only_and_dense_only_legs(backend: str, tmp_path: Path, docs: Path) -> None:
     make_kb(backend, tmp_path).ingest([docs])
     keyword = make_kb(backend, tmp_path, dense_weight=0.0).search("full disk encryption laptops", k=2)
