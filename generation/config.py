@@ -116,7 +116,7 @@ class TinyLLMConfig:
     passage_tokens: int | None = None  # per passage window; None: as in the model's training
     max_answer_tokens: int = 32
     # Copy-constrained, the quote is one of the best sentence's answer-shaped spans
-    # (generation/spans.py), or the whole sentence when it has none (most Chinese questions):
+    # (generation/spans.py), or the whole sentence when it has none:
     # "heuristic" takes the best by the spans' own score, "model" the likeliest under TinyLM
     # (log P per token), "off" lets greedy decoding quote any words. Heuristic is the default:
     # on ../shared/data/qa it scored answer F1 0.30 against 0.22 for the model's choice (English).

@@ -131,8 +131,7 @@ def chinese_candidates(sentence: str, question: str) -> list[Span]:
     """For a Chinese question asking for a number (多少, 几) or a date (什么时候, 哪年): the
     numbers and dates of sentence that the question does not hold, with the unit after a number
     (the one the question names after 多少/几, else one character: 头, 人, 座), nearest the
-    question's words first. Other Chinese questions have no candidates (their answers are
-    mostly clauses)."""
+    question's words first. Any other Chinese question gets chinese_aligned's candidates."""
     kind = answer_type(question)
     if kind not in ("number", "date"):
         return chinese_aligned(sentence, question)
@@ -350,11 +349,12 @@ def chinese_aligned(sentence: str, question: str, max_chars: int = 48) -> list[S
             continue  # all the question has before "在哪里" is its subject: what follows that is anything
         for n in range(min(len(left) - skip, 16), 1, -1):  # one character is too common to anchor on
             anchor = left[len(left) - skip - n: len(left) - skip]
-            for found in re.finditer(re.escape(anchor), sentence):
+            occurrences = list(re.finditer(re.escape(anchor), sentence))
+            for found in occurrences:
                 if skip and found.start() <= 1:
                     continue  # the sentence's subject, as above
                 starts[found.end()] = max(starts.get(found.end(), 0.0), n - skip)
-            if anchor in sentence:
+            if occurrences:
                 break
     spans: dict[tuple[int, int], float] = {}
     for start, anchored in starts.items():

@@ -150,7 +150,7 @@ class TinyLMGenerator:
         token (log P of the span, its marker and <eos>, over the token count); the whole passage
         when it has no such span. None: an empty passage."""
         options = self.span_options(question, passage)
-        if not options:  # no answer-shaped span (a Chinese question, or only the question's words): the sentence
+        if not options:  # no answer-shaped span (only the question's words, or none aligned): the sentence
             return [*passage.tokens, self.tokenizer.markers[passage.hit], self.tokenizer.eos] if passage.tokens else None
         if self.cfg.answer_spans == "heuristic" or len(options) == 1:
             return [*options[0], self.tokenizer.eos]

@@ -78,7 +78,7 @@ def test_chinese_number_and_date_questions_get_quantities_with_their_unit() -> N
     assert [s.text for s in candidate_spans(railway, "河茂铁路全长有多少公里？")][0] == "61公里"  # not "一条"
     case = "案件发生于1969年至1970年间，当时廉政公署仍未成立。"
     assert [s.text for s in candidate_spans(case, "毒马案发生在什么时候？")] == ["1969年至1970年间"]
-    # The question's own year is not an answer; other Chinese questions have no candidates.
+    # The question's own year is not an answer.
     assert [s.text for s in candidate_spans("1970年前只剩下150头。", "1970年前克什米尔马鹿只剩下多少头？")] == ["150头"]
     # Other questions get the text standing where their question word stands; none here.
     assert candidate_spans(case, "毒马案对香港赛马事业产生了什么影响？") == []
